@@ -1,0 +1,164 @@
+"""Settings: one frozen dataclass, read from ``QA_*`` environment variables, overridable per call.
+
+Precedence, lowest first: the defaults below, the environment (``QA_MODEL=...``), then explicit arguments
+(CLI flags or keyword arguments; ``None`` means "use the setting").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["DEFAULT_MODEL", "Settings", "default_index_root", "get_settings"]
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def default_index_root() -> Path:
+    """Where indexes live when ``QA_INDEX_DIR`` is not set.
+
+    From a source checkout (the package sits next to ``pyproject.toml`` and ``index/``) that is the
+    checkout's ``index/`` folder; an installed package falls back to a per-user data folder, because
+    site-packages may not be writable.
+    """
+    checkout = _PACKAGE_DIR.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "index").is_dir():
+        return checkout / "index"
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "qa" / "index"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of ``qa``. Each field maps to the environment variable ``QA_<FIELD>`` (upper case).
+
+    Example:
+        >>> from qa.config import Settings
+        >>> Settings().replace(k=3).k
+        3
+    """
+
+    model: str = DEFAULT_MODEL
+    """Sentence-transformers model name or local path."""
+    index_dir: Path | None = None
+    """Folder holding the default index (``None``: ``index/`` in a checkout, else a per-user data folder)."""
+    index: Path | None = None
+    """Index used by retrieve/ask/serve when none is given (``None``: the bundled article's index)."""
+    k: int = 5
+    """Number of passages returned by ``retrieve``."""
+    min_score: float = 0.40
+    """Abstention threshold on the best passage's score: below it, ``answer`` says it found nothing."""
+    answer_sentences: int = 2
+    """At most this many sentences make up an extractive answer."""
+    answer_margin: float = 0.05
+    """A further sentence joins the answer only if its score is within this margin of the best one."""
+    context: int = 1
+    """Neighbouring sentences shown on each side of a cited sentence."""
+    batch_size: int = 64
+    """Sentences per forward pass when embedding."""
+    device: str = "cpu"
+    """Torch device for the model."""
+    max_question_chars: int = 2000
+    """Longer questions are refused with a clear message."""
+    progress: bool | None = None
+    """Progress bars on long runs (``None``: only when stderr is a terminal)."""
+    verify_model: bool = True
+    """Check the SHA-256 of the default model's weights before first use."""
+    allow_download: bool = False
+    """Let sentence-transformers fetch a model that is not on this machine (off: fully offline)."""
+    host: str = "127.0.0.1"
+    """Address the web app binds to."""
+    port: int = 7860
+    """Port the web app listens on."""
+    feedback_dir: Path | None = None
+    """Folder for the UI's thumbs up/down log (``None``: ``feedback/`` under the index folder)."""
+    auth: str | None = field(default=None, repr=False)
+    """Web login as ``user:password``; set it in the environment (``QA_AUTH``), never on the command line."""
+    auth_file: Path | None = None
+    """File with one ``user:password`` line per account, for the web login."""
+    concurrency: int = 4
+    """Questions the web app answers at the same time."""
+
+    def replace(self, **overrides: Any) -> Settings:
+        """Return a copy with the given fields changed; ``None`` values are ignored (keep the setting)."""
+        changes = {name: value for name, value in overrides.items() if value is not None}
+        unknown = set(changes) - {f.name for f in fields(self)}
+        if unknown:
+            raise ConfigError(f"unknown setting(s) {sorted(unknown)}; see the README's Settings table")
+        return _validated(dataclasses.replace(self, **changes))
+
+    @property
+    def index_root(self) -> Path:
+        """The resolved folder of the default index."""
+        return self.index_dir if self.index_dir is not None else default_index_root()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``QA_*`` variables in ``environ`` (default ``os.environ``)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f"QA_{f.name.upper()}")
+            if raw is None or raw.strip() == "":
+                continue
+            values[f.name] = _parse(f.name, str(f.type), raw.strip())
+        return _validated(cls(**values))
+
+
+def _parse(name: str, type_name: str, raw: str) -> Any:
+    var = f"QA_{name.upper()}"
+    try:
+        if "bool" in type_name:
+            lowered = raw.lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return True
+            if lowered in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        if type_name.startswith("int"):
+            return int(raw)
+        if type_name.startswith("float"):
+            return float(raw)
+        if "Path" in type_name:
+            return Path(raw).expanduser()
+        return raw
+    except ValueError:
+        expected = type_name.replace(" | None", "")
+        raise ConfigError(f"{var}={raw!r} is not a valid {expected}; unset it or give a {expected}") from None
+
+
+def _validated(s: Settings) -> Settings:
+    checks: list[tuple[bool, str]] = [
+        (s.k >= 1, f"k={s.k} must be at least 1"),
+        (s.answer_sentences >= 1, f"answer_sentences={s.answer_sentences} must be at least 1"),
+        (s.context >= 0, f"context={s.context} must be 0 or more"),
+        (s.batch_size >= 1, f"batch_size={s.batch_size} must be at least 1"),
+        (s.max_question_chars >= 1, f"max_question_chars={s.max_question_chars} must be at least 1"),
+        (-1.0 <= s.min_score <= 1.0, f"min_score={s.min_score} must be between -1 and 1"),
+        (0 < s.port < 65536, f"port={s.port} must be between 1 and 65535"),
+        (s.concurrency >= 1, f"concurrency={s.concurrency} must be at least 1"),
+        (bool(s.model.strip()), "model must not be empty"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(f"invalid setting: {message}")
+    return s
+
+
+def get_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with ``overrides`` (``None`` values ignored) on top.
+
+    Example:
+        >>> from qa.config import get_settings
+        >>> get_settings(k=7).k
+        7
+    """
+    return Settings.from_env().replace(**overrides)

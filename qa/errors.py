@@ -1,0 +1,50 @@
+"""The error hierarchy of ``qa``.
+
+Every error a user can cause or fix is a :class:`QAError`. Messages name the offending value and say what to
+do about it; the CLI prints them as one line (exit code 2) and the UI shows them as a ``gr.Error``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "DocumentError",
+    "IndexCorruptError",
+    "IndexMismatchError",
+    "IndexNotFoundError",
+    "ModelError",
+    "QAError",
+    "QuestionError",
+]
+
+
+class QAError(Exception):
+    """Base class of every error ``qa`` raises on purpose."""
+
+
+class QuestionError(QAError, ValueError):
+    """The question cannot be answered as given (empty, too long, ...)."""
+
+
+class DocumentError(QAError, ValueError):
+    """A document could not be read or is not usable (empty, wrong format, duplicate id, ...)."""
+
+
+class IndexNotFoundError(QAError, FileNotFoundError):
+    """No index exists at the given path."""
+
+
+class IndexMismatchError(QAError):
+    """A saved index does not match the current settings (model, format version, segmenter)."""
+
+
+class IndexCorruptError(QAError):
+    """A saved index is damaged: a file is missing, truncated or altered."""
+
+
+class ModelError(QAError):
+    """The embedding model cannot be found, loaded or verified."""
+
+
+class ConfigError(QAError, ValueError):
+    """A setting has an invalid value."""

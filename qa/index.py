@@ -1,0 +1,526 @@
+"""The index: sentence vectors in FAISS plus the documents and sentence offsets they point into.
+
+On disk an index is one directory::
+
+    manifest.json   what built it (format, model and weights hash, dimension, segmenter, documents, checksums)
+    vectors.faiss   FAISS inner-product index over unit vectors (inner product == cosine similarity)
+    meta.sqlite     documents (id, title, full text, hash) and sentences (document, position, start, end)
+
+Sentence text is never stored separately: it is always ``document.text[start:end]``, so a citation cannot
+drift from the text it points into. Nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import shutil
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import sentences as _sentences
+from .config import Settings, get_settings
+from .documents import Document, content_hash, load_sources
+from .errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError, QAError
+
+if TYPE_CHECKING:
+    import faiss
+
+    from .embedding import Encoder
+
+__all__ = ["FORMAT_VERSION", "DocumentInfo", "Index", "Passage"]
+
+log = logging.getLogger(__name__)
+
+#: Bump when the on-disk layout or the meaning of stored vectors changes; older indexes are then rebuilt.
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+VECTORS = "vectors.faiss"
+META = "meta.sqlite"
+
+
+@dataclass(frozen=True)
+class Passage:
+    """One retrieved sentence with its exact place in its document.
+
+    ``document.text[start:end] == text`` always holds, and ``context`` is
+    ``document.text[context_start:context_end]`` (the sentence with its neighbours).
+    """
+
+    text: str
+    score: float
+    """Higher is better; cosine similarity for dense retrieval."""
+    doc_id: str
+    title: str
+    sentence: int
+    """0-based position of the sentence in its document."""
+    start: int
+    end: int
+    context: str
+    context_start: int
+    context_end: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    """A document held by an index (without its text)."""
+
+    doc_id: str
+    title: str
+    sha256: str
+    sentences: int
+    source: str | None = None
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+def _sha256_file(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def rebuild_hint(path: Path | str) -> str:
+    return f"rebuild it with: qa index build --out {path} PATH..."
+
+
+class Index:
+    """A searchable set of documents: FAISS vectors over their sentences, with exact offsets.
+
+    Build one with :meth:`build`, open a saved one with :meth:`load`.
+
+    Example:
+        >>> import qa
+        >>> idx = qa.Index.build([qa.Document("cats", "Cats", "Cats sleep a lot. Dogs bark.")])
+        >>> idx.search("Which animal barks?", k=1)[0].text
+        'Dogs bark.'
+    """
+
+    def __init__(
+        self,
+        *,
+        manifest: dict[str, Any],
+        vectors: faiss.Index,
+        db: sqlite3.Connection,
+        path: Path | None,
+        settings: Settings,
+    ) -> None:
+        self.manifest = manifest
+        self.path = path
+        self.settings = settings
+        self._faiss = vectors
+        self._db = db
+        self._db_lock = threading.Lock()
+        rows = db.execute("SELECT doc_id, title, sha256, n_sentences, source, first_row FROM documents ORDER BY idx")
+        self._docs: list[DocumentInfo] = []
+        first_rows: list[int] = []
+        for doc_id, title, sha, n, source, first_row in rows:
+            self._docs.append(DocumentInfo(doc_id, title, sha, n, source))
+            first_rows.append(first_row)
+        self._first_rows = np.asarray(first_rows, dtype=np.int64)
+        self._doc_index = {d.doc_id: i for i, d in enumerate(self._docs)}
+        spans = db.execute("SELECT start, end FROM sentences ORDER BY row").fetchall()
+        self._spans = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
+        if len(self._spans) != vectors.ntotal:
+            raise IndexCorruptError(
+                f"index at {path} has {vectors.ntotal} vectors but {len(self._spans)} sentences; "
+                + rebuild_hint(path or "DIR")
+            )
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def documents(self) -> list[DocumentInfo]:
+        """The documents in this index, in build order."""
+        return list(self._docs)
+
+    @property
+    def model(self) -> str:
+        return str(self.manifest["model"]["name"])
+
+    @property
+    def dimension(self) -> int:
+        return int(self.manifest["model"]["dimension"])
+
+    def __len__(self) -> int:
+        """Number of sentences."""
+        return int(self._faiss.ntotal)
+
+    def __repr__(self) -> str:
+        path, n_docs = str(self.path), len(self._docs)
+        return f"Index(path={path!r}, documents={n_docs}, sentences={len(self)}, model={self.model!r})"
+
+    # ------------------------------------------------------------------ building
+
+    @classmethod
+    def build(
+        cls,
+        sources: Iterable[str | Path | Document],
+        path: str | Path | None = None,
+        *,
+        settings: Settings | None = None,
+        progress: bool | None = None,
+    ) -> Index:
+        """Read, split and embed ``sources``; save atomically to ``path`` when given.
+
+        Args:
+            sources: files (.txt, .md, .jsonl), folders, or :class:`~qa.Document` objects.
+            path: directory to save to; an existing index there is replaced only once the new one is complete.
+            settings: model and batch settings (default: from the environment).
+            progress: show a progress bar (``None``: only on a terminal for long runs).
+        """
+        from .embedding import get_encoder
+
+        s = settings or get_settings()
+        docs = load_sources(sources)
+        encoder = get_encoder(s)
+        spans_per_doc = [_sentences.split(d.text) for d in docs]
+        texts = [d.text[a:b] for d, spans in zip(docs, spans_per_doc, strict=True) for a, b in spans]
+        log.info("embedding %d sentences from %d documents", len(texts), len(docs))
+        vectors = encoder.encode_documents(texts, progress=s.progress if progress is None else progress)
+        index = cls._assemble(docs, spans_per_doc, vectors, encoder, s)
+        if path is not None:
+            index.save(path)
+        return index
+
+    @classmethod
+    def _assemble(
+        cls,
+        docs: Sequence[Document],
+        spans_per_doc: Sequence[Sequence[tuple[int, int]]],
+        vectors: np.ndarray,
+        encoder: Encoder,
+        settings: Settings,
+    ) -> Index:
+        import faiss
+
+        flat = faiss.IndexFlatIP(encoder.dimension)
+        flat.add(vectors)
+        db = sqlite3.connect(":memory:", check_same_thread=False)
+        _create_schema(db)
+        row = 0
+        doc_entries: list[dict[str, Any]] = []
+        for i, (doc, spans) in enumerate(zip(docs, spans_per_doc, strict=True)):
+            db.execute(
+                "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (i, doc.doc_id, doc.title, doc.source, doc.sha256, doc.text, row, len(spans)),
+            )
+            db.executemany(
+                "INSERT INTO sentences VALUES (?, ?, ?, ?, ?)",
+                [(row + j, i, j, a, b) for j, (a, b) in enumerate(spans)],
+            )
+            row += len(spans)
+            doc_entries.append({"doc_id": doc.doc_id, "sha256": doc.sha256, "sentences": len(spans)})
+        db.commit()
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "model": {
+                "name": encoder.spec.name,
+                "weights_sha256": encoder.spec.weights_sha256,
+                "dimension": encoder.dimension,
+            },
+            "segmenter": _sentences.SEGMENTER,
+            "faiss": {"type": "IndexFlatIP", "metric": "inner_product"},
+            "corpus_sha256": content_hash("".join(doc.sha256 for doc in docs)),
+            "documents": doc_entries,
+            "counts": {"documents": len(docs), "sentences": row},
+            "created": _now(),
+        }
+        return cls(manifest=manifest, vectors=flat, db=db, path=None, settings=settings)
+
+    # ------------------------------------------------------------------ saving and loading
+
+    def save(self, path: str | Path) -> None:
+        """Write the index to ``path`` atomically: a complete new index, or the old one untouched.
+
+        Files go to a temporary sibling directory first, are flushed to disk, and only then is the directory
+        renamed into place; an interrupted save leaves at most a stray ``.NAME.tmp-*`` folder behind.
+        """
+        import faiss
+
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir(mode=0o700)
+        try:
+            faiss.write_index(self._faiss, str(tmp / VECTORS))
+            with self._db_lock:
+                disk = sqlite3.connect(tmp / META)
+                self._db.backup(disk)
+                disk.close()
+            manifest = dict(self.manifest)
+            manifest["files"] = {
+                name: {"sha256": _sha256_file(tmp / name), "bytes": (tmp / name).stat().st_size}
+                for name in (VECTORS, META)
+            }
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            for name in (VECTORS, META, MANIFEST):
+                os.chmod(tmp / name, 0o600)
+                _fsync(tmp / name)
+            _swap_into_place(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self.manifest = manifest
+        self.path = target
+        log.info("saved index to %s", target)
+
+    @classmethod
+    def load(cls, path: str | Path, *, settings: Settings | None = None, check_model: bool = True) -> Index:
+        """Open the index saved at ``path`` and check it against the current settings.
+
+        Raises:
+            IndexNotFoundError: nothing is saved at ``path``.
+            IndexMismatchError: it was built with another model, format version or segmenter.
+            IndexCorruptError: a file is missing, truncated or altered.
+        """
+        import faiss
+
+        s = settings or get_settings()
+        target = Path(path)
+        _recover_interrupted_swap(target)
+        manifest = read_manifest(target)
+        problem = manifest_mismatch(manifest, s, check_model=check_model)
+        if problem:
+            raise IndexMismatchError(f"index at {target} {problem}; {rebuild_hint(target)}")
+        for name, expected in manifest.get("files", {}).items():
+            file = target / name
+            if not file.is_file():
+                raise IndexCorruptError(f"index at {target} is missing {name}; {rebuild_hint(target)}")
+            if file.stat().st_size != expected["bytes"] or _sha256_file(file) != expected["sha256"]:
+                raise IndexCorruptError(
+                    f"index file {file} does not match its checksum (truncated or altered); {rebuild_hint(target)}"
+                )
+        try:
+            vectors = faiss.read_index(str(target / VECTORS))
+            # immutable=1: the files are never modified in place (saves replace the whole directory).
+            db = sqlite3.connect(f"file:{target / META}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+            return cls(manifest=manifest, vectors=vectors, db=db, path=target, settings=s)
+        except (RuntimeError, sqlite3.Error) as exc:
+            raise IndexCorruptError(f"index at {target} cannot be read ({exc}); {rebuild_hint(target)}") from exc
+
+    # ------------------------------------------------------------------ searching
+
+    def search(
+        self,
+        question: str,
+        *,
+        k: int | None = None,
+        docs: Sequence[str] | None = None,
+        context: int | None = None,
+    ) -> list[Passage]:
+        """The ``k`` sentences closest to ``question``, best first (see :func:`qa.retrieve`).
+
+        ``context`` is the number of neighbouring sentences on each side put into ``Passage.context``.
+        """
+        return self.search_many([question], k=k, docs=docs, context=context)[0]
+
+    def search_many(
+        self,
+        questions: Sequence[str],
+        *,
+        k: int | None = None,
+        docs: Sequence[str] | None = None,
+        context: int | None = None,
+    ) -> list[list[Passage]]:
+        """:meth:`search` for several questions at once (one batched forward pass)."""
+        from .embedding import get_encoder
+
+        k = self.settings.k if k is None else k
+        if k < 1:
+            raise QAError(f"k={k} must be at least 1")
+        queries = get_encoder(self.settings).encode_queries(list(questions))
+        scores, rows = self.search_vectors(queries, k=k, docs=docs)
+        return [
+            [self.passage(int(r), float(sc), context=context) for r, sc in zip(ids, scs, strict=True) if r >= 0]
+            for ids, scs in zip(rows, scores, strict=True)
+        ]
+
+    def search_vectors(
+        self, queries: np.ndarray, *, k: int, docs: Sequence[str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Raw FAISS search: ``(scores, rows)`` of shape ``(len(queries), k)``; rows are -1 past the end."""
+        import faiss
+
+        params = None
+        if docs is not None:
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(self.rows_of(docs)))  # type: ignore[call-arg]
+        # faiss returns -1 rows when k exceeds the number of (selected) vectors; callers drop them.
+        scores, rows = self._faiss.search(np.ascontiguousarray(queries, dtype=np.float32), k, params=params)
+        return scores, rows
+
+    def rows_of(self, docs: Sequence[str]) -> np.ndarray:
+        """Sentence rows of the given document ids (raises on an unknown id)."""
+        if isinstance(docs, str):
+            docs = [docs]
+        parts = []
+        for doc_id in docs:
+            i = self._doc_index.get(doc_id)
+            if i is None:
+                known = ", ".join(repr(d.doc_id) for d in self._docs[:10])
+                raise QAError(f"unknown document id {doc_id!r}; this index holds {known}")
+            first = int(self._first_rows[i])
+            parts.append(np.arange(first, first + self._docs[i].sentences, dtype=np.int64))
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    def passage(self, row: int, score: float, *, context: int | None = None) -> Passage:
+        """The sentence at ``row`` as a :class:`Passage` with ``context`` neighbours each side."""
+        d = int(np.searchsorted(self._first_rows, row, side="right")) - 1
+        info = self._docs[d]
+        first, last = int(self._first_rows[d]), int(self._first_rows[d]) + info.sentences - 1
+        start, end = (int(x) for x in self._spans[row])
+        c = self.settings.context if context is None else context
+        context_start = int(self._spans[max(first, row - c), 0])
+        context_end = int(self._spans[min(last, row + c), 1])
+        window = self._text_slice(d, context_start, context_end)
+        a, b = start - context_start, end - context_start
+        return Passage(
+            text=window[a:b],
+            score=score,
+            doc_id=info.doc_id,
+            title=info.title,
+            sentence=row - first,
+            start=start,
+            end=end,
+            context=window,
+            context_start=context_start,
+            context_end=context_end,
+        )
+
+    def document_text(self, doc_id: str) -> str:
+        """The full stored text of a document (what offsets refer to)."""
+        i = self._doc_index.get(doc_id)
+        if i is None:
+            raise QAError(f"unknown document id {doc_id!r}")
+        with self._db_lock:
+            (text,) = self._db.execute("SELECT text FROM documents WHERE idx = ?", (i,)).fetchone()
+        return str(text)
+
+    def _text_slice(self, doc: int, start: int, end: int) -> str:
+        # SQLite's substr counts characters (code points) from 1, like Python's str indexing from 0.
+        with self._db_lock:
+            (text,) = self._db.execute(
+                "SELECT substr(text, ?, ?) FROM documents WHERE idx = ?", (start + 1, end - start, doc)
+            ).fetchone()
+        return str(text)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _create_schema(db: sqlite3.Connection) -> None:
+    db.executescript(
+        """
+        CREATE TABLE documents (
+            idx INTEGER PRIMARY KEY, doc_id TEXT UNIQUE NOT NULL, title TEXT NOT NULL, source TEXT,
+            sha256 TEXT NOT NULL, text TEXT NOT NULL, first_row INTEGER NOT NULL, n_sentences INTEGER NOT NULL
+        );
+        CREATE TABLE sentences (
+            row INTEGER PRIMARY KEY, doc_idx INTEGER NOT NULL, position INTEGER NOT NULL,
+            start INTEGER NOT NULL, end INTEGER NOT NULL
+        );
+        """
+    )
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    file = path / MANIFEST
+    if not path.exists():
+        raise IndexNotFoundError(f"no index at {path}; build one with: qa index build --out {path} PATH...")
+    if not file.is_file():
+        raise IndexCorruptError(f"{path} has no {MANIFEST}: not a qa index, or a damaged one; {rebuild_hint(path)}")
+    try:
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise IndexCorruptError(f"{file} is not valid JSON ({exc}); {rebuild_hint(path)}") from None
+    if not isinstance(manifest, dict):
+        raise IndexCorruptError(f"{file} is not a manifest object; {rebuild_hint(path)}")
+    return manifest
+
+
+def manifest_mismatch(manifest: dict[str, Any], settings: Settings, *, check_model: bool = True) -> str | None:
+    """Why an index with ``manifest`` cannot serve ``settings``, or ``None`` if it can."""
+    from .embedding import resolve_model
+
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        return f"has format version {version}; this qa reads version {FORMAT_VERSION}"
+    seg = manifest.get("segmenter")
+    if seg != _sentences.SEGMENTER:
+        return f"was split into sentences by {seg}; this qa uses {_sentences.SEGMENTER}"
+    if not check_model:
+        return None
+    model = manifest.get("model", {})
+    spec = resolve_model(settings.model, verify=settings.verify_model)
+    if model.get("name") != spec.name:
+        return (
+            f"was built with model {model.get('name')} ({model.get('dimension')}-d); settings ask for {spec.name}"
+        )
+    built_hash, current_hash = model.get("weights_sha256"), spec.weights_sha256
+    if built_hash and current_hash and built_hash != current_hash:
+        return f"was built with other weights of {spec.name} ({built_hash[:12]}…, now {current_hash[:12]}…)"
+    return None
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _swap_into_place(new: Path, target: Path) -> None:
+    """Rename ``new`` to ``target``, moving an existing ``target`` aside first and deleting it after.
+
+    A crash between the two renames leaves ``target`` missing and the old index in ``.NAME.old-*``;
+    :func:`_recover_interrupted_swap` puts it back on the next load.
+    """
+    old = None
+    if target.exists():
+        old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+        os.rename(target, old)
+    os.rename(new, target)
+    _fsync_dir(target.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _recover_interrupted_swap(target: Path) -> None:
+    if target.exists():
+        return
+    for old in sorted(target.parent.glob(f".{target.name}.old-*")):
+        if (old / MANIFEST).is_file():
+            log.warning("restoring %s from an interrupted save (%s)", target, old.name)
+            os.rename(old, target)
+            return
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - directories cannot be opened on some platforms
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

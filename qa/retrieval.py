@@ -1,0 +1,142 @@
+"""Retrieval: the question in, ranked sentences out; and which index answers when none is named.
+
+With no index given, :func:`retrieve` uses the bundled article's index under the settings' index folder.
+It is built on first use and rebuilt by itself when the article, the model or the index format changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from .config import Settings, get_settings
+from .documents import default_document
+from .errors import IndexNotFoundError, QAError, QuestionError
+from .index import Index, Passage, manifest_mismatch, read_manifest
+
+__all__ = ["check_question", "default_index_path", "open_index", "retrieve"]
+
+log = logging.getLogger(__name__)
+
+_open: dict[tuple[str, str, str], Index] = {}
+_open_lock = threading.Lock()
+
+
+def default_index_path(settings: Settings | None = None) -> Path:
+    """Where the bundled article's index lives: ``<index root>/default``."""
+    return (settings or get_settings()).index_root / "default"
+
+
+def _manifest_stamp(path: Path) -> str:
+    # A save replaces the whole directory, so the manifest's creation time identifies the version on disk.
+    try:
+        return str(read_manifest(path).get("created", ""))
+    except QAError:
+        return ""
+
+
+def open_index(index: str | Path | Index | None = None, *, settings: Settings | None = None) -> Index:
+    """Resolve ``index`` to a loaded :class:`Index`, sharing loaded indexes within the process.
+
+    ``None`` means the ``index`` setting, or failing that the bundled article's index (built or refreshed
+    as needed). A path is loaded (and reloaded when a newer save replaced it).
+    """
+    if isinstance(index, Index):
+        return index
+    s = settings or get_settings()
+    if index is None and s.index is not None:
+        index = s.index
+    if index is None:
+        return _default_index(s)
+    path = Path(index)
+    key = (str(path.resolve()), s.model, _manifest_stamp(path))
+    with _open_lock:
+        if key not in _open:
+            _open[key] = Index.load(path, settings=s)
+        return _open[key]
+
+
+def _default_index(s: Settings) -> Index:
+    path = default_index_path(s)
+    doc = default_document()
+    with _open_lock:
+        key = (str(path.resolve()), s.model, _manifest_stamp(path))
+        cached = _open.get(key)
+        if cached is not None:
+            return cached
+        reason = _stale_reason(path, s, doc.sha256)
+        if reason:
+            log.warning("building the default index at %s (%s)", path, reason)
+            Index.build([doc], path, settings=s)
+        loaded = Index.load(path, settings=s)
+        _open[(str(path.resolve()), s.model, _manifest_stamp(path))] = loaded
+        return loaded
+
+
+def _stale_reason(path: Path, s: Settings, article_sha: str) -> str | None:
+    try:
+        manifest = read_manifest(path)
+    except IndexNotFoundError:
+        return "first use"
+    except QAError as exc:
+        return f"unreadable: {exc}"
+    problem = manifest_mismatch(manifest, s)
+    if problem:
+        return problem
+    docs = manifest.get("documents", [])
+    if [d.get("sha256") for d in docs] != [article_sha]:
+        return "the article changed"
+    return None
+
+
+def check_question(question: object, settings: Settings) -> str:
+    """The question, stripped, or a :class:`QuestionError` saying what is wrong with it."""
+    if not isinstance(question, str):
+        raise QuestionError(f"the question must be text, not {type(question).__name__}")
+    text = question.strip()
+    if not text:
+        raise QuestionError("the question is empty; type a question about the documents")
+    if len(text) > settings.max_question_chars:
+        raise QuestionError(
+            f"the question is {len(text):,} characters long; the limit is {settings.max_question_chars:,} "
+            "(setting QA_MAX_QUESTION_CHARS). Ask something shorter"
+        )
+    return text
+
+
+def retrieve(
+    question: str,
+    *,
+    k: int | None = None,
+    index: str | Path | Index | None = None,
+    docs: Sequence[str] | None = None,
+    settings: Settings | None = None,
+) -> list[Passage]:
+    """The ``k`` sentences that best answer ``question``, best first.
+
+    Args:
+        question: a natural-language question.
+        k: how many passages (default: the ``k`` setting, 5).
+        index: a saved index directory or an :class:`Index` (default: the bundled article).
+        docs: only search these document ids.
+        settings: settings to use instead of the environment's.
+
+    Raises:
+        QuestionError: the question is empty or too long.
+        IndexMismatchError: the index was built with another model; the message says how to rebuild.
+
+    Example:
+        >>> import qa
+        >>> best = qa.retrieve("Who led the delegation of US lawmakers?", k=3)[0]
+        >>> "Gentry Beach" in best.text
+        True
+    """
+    s = settings or get_settings()
+    text = check_question(question, s)
+    idx = open_index(index, settings=s)
+    if isinstance(docs, str):
+        docs = [docs]
+    # The index embeds the question with the model it was built with (checked against settings on load).
+    return idx.search(text, k=k if k is not None else s.k, docs=docs, context=s.context)

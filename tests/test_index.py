@@ -1,0 +1,174 @@
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import qa
+from qa.embedding import get_encoder
+from qa.index import MANIFEST, META, VECTORS
+
+DOCS = [
+    qa.Document("cats", "Cats", "Cats sleep for most of the day. A cat purrs when it is content."),
+    qa.Document("dogs", "Dogs", "Dogs bark at strangers. Many dogs love to fetch sticks.\nPuppies need training."),
+    qa.Document("space", "Space", "The Moon orbits the Earth every 27 days. Mars has two small moons."),
+]
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> qa.Index:
+    return qa.Index.build(DOCS, tmp_path_factory.mktemp("small") / "idx")
+
+
+def test_search_matches_numpy_brute_force(small: qa.Index) -> None:
+    """Oracle: the ranking equals exact cosine similarity computed with numpy over every sentence."""
+    encoder = get_encoder()
+    sentences = [(d, d.text[a:b]) for d in DOCS for a, b in qa.sentences.split(d.text)]
+    matrix = encoder.encode_documents([text for _, text in sentences])
+    for question in ["How many moons does Mars have?", "What do puppies need?", "Which pet purrs?"]:
+        q = encoder.encode_queries([question])[0]
+        expected = np.argsort(-(matrix @ q))[:4]
+        got = small.search(question, k=4)
+        assert [p.text for p in got] == [sentences[i][1] for i in expected]
+        assert [p.score for p in got] == pytest.approx([float(matrix[i] @ q) for i in expected], abs=1e-5)
+
+
+def test_passages_point_at_exact_offsets(small: qa.Index) -> None:
+    for p in small.search("dogs and sticks", k=7):
+        doc = next(d for d in DOCS if d.doc_id == p.doc_id)
+        assert doc.text[p.start : p.end] == p.text
+        assert doc.text[p.context_start : p.context_end] == p.context
+        assert p.context_start <= p.start < p.end <= p.context_end
+        assert p.title == doc.title
+
+
+def test_context_holds_the_neighbouring_sentences(small: qa.Index) -> None:
+    best = small.search("Many dogs love to fetch sticks.", k=1, context=1)[0]
+    assert best.sentence == 1
+    assert best.context == DOCS[1].text  # previous, itself and next sentence make the whole document
+    assert small.search("Many dogs love to fetch sticks.", k=1, context=0)[0].context == best.text
+
+
+def test_k_larger_than_the_index_returns_every_sentence_once(small: qa.Index) -> None:
+    got = small.search("anything", k=100)
+    assert len(got) == len(small) == 7
+    assert len({(p.doc_id, p.sentence) for p in got}) == 7
+
+
+def test_docs_filter_restricts_results(small: qa.Index) -> None:
+    got = small.search("moons", k=10, docs=["cats", "dogs"])
+    assert {p.doc_id for p in got} == {"cats", "dogs"}
+    with pytest.raises(qa.QAError, match="unknown document id 'birds'"):
+        small.search("moons", docs=["birds"])
+
+
+def test_save_load_round_trip_gives_identical_results(small: qa.Index) -> None:
+    assert small.path is not None
+    loaded = qa.Index.load(small.path)
+    assert loaded.documents == small.documents
+    for question in ["Which pet purrs?", "orbit of the Moon"]:
+        assert loaded.search(question, k=3) == small.search(question, k=3)
+
+
+def test_manifest_describes_the_index(small: qa.Index) -> None:
+    assert small.path is not None
+    manifest = json.loads((small.path / MANIFEST).read_text())
+    assert manifest["format_version"] == qa.index.FORMAT_VERSION
+    assert manifest["model"] == {
+        "name": "sentence-transformers/all-MiniLM-L6-v2",
+        "weights_sha256": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+        "dimension": 384,
+    }
+    assert manifest["segmenter"]["name"] == "syntok"
+    assert [d["doc_id"] for d in manifest["documents"]] == ["cats", "dogs", "space"]
+    assert manifest["documents"][0]["sha256"] == DOCS[0].sha256
+    assert manifest["counts"] == {"documents": 3, "sentences": 7}
+    assert set(manifest["files"]) == {VECTORS, META}
+    assert oct((small.path / VECTORS).stat().st_mode & 0o777) == "0o600"
+
+
+def _copy(index: qa.Index, dest: Path) -> Path:
+    assert index.path is not None
+    shutil.copytree(index.path, dest)
+    return dest
+
+
+def test_index_built_with_another_model_is_refused_with_rebuild_hint(small: qa.Index, tmp_path: Path) -> None:
+    path = _copy(small, tmp_path / "idx")
+    manifest = json.loads((path / MANIFEST).read_text())
+    manifest["model"]["name"] = "intfloat/e5-small-v2"
+    (path / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(qa.IndexMismatchError, match=r"built with model intfloat/e5-small-v2 \(384-d\).*qa index build"):
+        qa.Index.load(path)
+
+
+def test_index_of_an_older_format_is_refused(small: qa.Index, tmp_path: Path) -> None:
+    path = _copy(small, tmp_path / "idx")
+    manifest = json.loads((path / MANIFEST).read_text())
+    manifest["format_version"] = 0
+    (path / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(qa.IndexMismatchError, match="format version 0"):
+        qa.Index.load(path)
+
+
+def test_altered_or_truncated_file_is_detected(small: qa.Index, tmp_path: Path) -> None:
+    path = _copy(small, tmp_path / "idx")
+    data = (path / VECTORS).read_bytes()
+    (path / VECTORS).write_bytes(data[: len(data) // 2])
+    with pytest.raises(qa.IndexCorruptError, match="does not match its checksum"):
+        qa.Index.load(path)
+
+
+def test_missing_index_says_how_to_build_one(tmp_path: Path) -> None:
+    with pytest.raises(qa.IndexNotFoundError, match="qa index build --out"):
+        qa.Index.load(tmp_path / "nothing")
+
+
+def test_failed_save_leaves_the_previous_index_loadable(
+    small: qa.Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _copy(small, tmp_path / "idx")
+    before = qa.Index.load(path).search("Which pet purrs?", k=2)
+    replacement = qa.Index.build([qa.Document("x", "X", "Something else entirely.")])
+
+    def disk_full(file: Path) -> None:
+        raise OSError(28, "No space left on device", str(file))
+
+    monkeypatch.setattr(qa.index, "_fsync", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        replacement.save(path)
+    monkeypatch.undo()
+    assert qa.Index.load(path).search("Which pet purrs?", k=2) == before
+    assert not list(tmp_path.glob(".idx.tmp-*")), "the temporary folder is cleaned up"
+
+
+def test_interrupted_save_is_recovered_from_the_old_copy(small: qa.Index, tmp_path: Path) -> None:
+    """A crash between moving the old index aside and moving the new one in: the old one comes back."""
+    path = _copy(small, tmp_path / "idx")
+    os.rename(path, tmp_path / ".idx.old-12345678")
+    assert qa.Index.load(path).documents == small.documents
+
+
+def test_killed_save_leaves_old_index_loadable(small: qa.Index, tmp_path: Path) -> None:
+    """A real process killed while saving (SIGKILL after writing part of the new index)."""
+    path = _copy(small, tmp_path / "idx")
+    script = f"""
+import os, signal, qa
+import qa.index as qi
+real = qi._fsync
+def die(p):
+    real(p)
+    if p.name == {META!r}:
+        os.kill(os.getpid(), signal.SIGKILL)
+qi._fsync = die
+qa.Index.build([qa.Document("new", "New", "A brand new document.")], {str(path)!r})
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr.decode()
+    assert [d.doc_id for d in qa.Index.load(path).documents] == ["cats", "dogs", "space"]
