@@ -54,11 +54,19 @@ class Settings:
     """Index used by retrieve/ask/serve when none is given (``None``: the bundled article's index)."""
     k: int = 5
     """Number of passages returned by ``retrieve``."""
-    min_score: float = 0.40
+    min_score: float = 0.142
     """Abstention threshold on the best passage's score: below it, ``answer`` says it found nothing."""
+    weight_bm25: float = 1.0
+    """Fusion weight of BM25 over the sentence (with its document title)."""
+    weight_bm25_context: float = 0.5
+    """Fusion weight of BM25 over the sentence's window (title and neighbouring sentences)."""
+    weight_dense: float = 0.25
+    """Fusion weight of the sentence embedding's cosine similarity."""
+    weight_dense_context: float = 0.5
+    """Fusion weight of the window embedding's cosine similarity (title and neighbouring sentences)."""
     answer_sentences: int = 2
     """At most this many sentences make up an extractive answer."""
-    answer_margin: float = 0.05
+    answer_margin: float = 0.02
     """A further sentence joins the answer only if its score is within this margin of the best one."""
     context: int = 1
     """Neighbouring sentences shown on each side of a cited sentence."""
@@ -94,6 +102,16 @@ class Settings:
         if unknown:
             raise ConfigError(f"unknown setting(s) {sorted(unknown)}; see the README's Settings table")
         return _validated(dataclasses.replace(self, **changes))
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """Fusion weight of each retrieval channel, by channel name."""
+        return {
+            "bm25": self.weight_bm25,
+            "bm25_context": self.weight_bm25_context,
+            "dense": self.weight_dense,
+            "dense_context": self.weight_dense_context,
+        }
 
     @property
     def index_root(self) -> Path:
@@ -144,6 +162,7 @@ def _validated(s: Settings) -> Settings:
         (s.max_question_chars >= 1, f"max_question_chars={s.max_question_chars} must be at least 1"),
         (-1.0 <= s.min_score <= 1.0, f"min_score={s.min_score} must be between -1 and 1"),
         (0 < s.port < 65536, f"port={s.port} must be between 1 and 65535"),
+        (min(s.weights.values()) >= 0 < sum(s.weights.values()), f"weights {s.weights} must be >= 0, not all 0"),
         (s.concurrency >= 1, f"concurrency={s.concurrency} must be at least 1"),
         (bool(s.model.strip()), "model must not be empty"),
     ]

@@ -3,8 +3,15 @@
 On disk an index is one directory::
 
     manifest.json   what built it (format, model and weights hash, dimension, segmenter, documents, checksums)
-    vectors.faiss   FAISS inner-product index over unit vectors (inner product == cosine similarity)
+    vectors.faiss   FAISS inner-product index over sentence vectors (unit length: inner product == cosine)
+    context.faiss   the same over each sentence's window: document title and neighbouring sentences
+    bm25/           BM25 (bm25s: numpy arrays saved without pickle, JSON vocabulary) over title + sentence
+    bm25_context/   BM25 over the window text
     meta.sqlite     documents (id, title, full text, hash) and sentences (document, position, start, end)
+
+A question is scored by four channels, fused by the weights in the settings (see ``qa/ranking.py``);
+the context channels judge a sentence with its surroundings, but what is returned is always the single
+sentence with its exact offsets.
 
 Sentence text is never stored separately: it is always ``document.text[start:end]``, so a citation cannot
 drift from the text it points into. Nothing is pickled.
@@ -31,6 +38,8 @@ from . import sentences as _sentences
 from .config import Settings, get_settings
 from .documents import Document, content_hash, load_sources
 from .errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError, QAError
+from .lexical import TOKENIZER, Lexical
+from .ranking import duplicate_key, fuse, top_unique
 
 if TYPE_CHECKING:
     import faiss
@@ -45,7 +54,14 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
+CONTEXT_VECTORS = "context.faiss"
+BM25 = "bm25"
+BM25_CONTEXT = "bm25_context"
 META = "meta.sqlite"
+#: Neighbouring sentences on each side that make up a sentence's window for the context channels.
+WINDOW = 1
+#: Candidates each channel contributes before fusion (at least; more when k is large).
+POOL = 50
 
 
 @dataclass(frozen=True)
@@ -119,7 +135,10 @@ class Index:
         self,
         *,
         manifest: dict[str, Any],
-        vectors: faiss.Index,
+        dense: faiss.Index,
+        dense_context: faiss.Index,
+        bm25: Lexical,
+        bm25_context: Lexical,
         db: sqlite3.Connection,
         path: Path | None,
         settings: Settings,
@@ -127,7 +146,8 @@ class Index:
         self.manifest = manifest
         self.path = path
         self.settings = settings
-        self._faiss = vectors
+        self._dense = {"dense": dense, "dense_context": dense_context}
+        self._lexical = {"bm25": bm25, "bm25_context": bm25_context}
         self._db = db
         self._db_lock = threading.Lock()
         rows = db.execute("SELECT doc_id, title, sha256, n_sentences, source, first_row FROM documents ORDER BY idx")
@@ -138,12 +158,14 @@ class Index:
             first_rows.append(first_row)
         self._first_rows = np.asarray(first_rows, dtype=np.int64)
         self._doc_index = {d.doc_id: i for i, d in enumerate(self._docs)}
-        spans = db.execute("SELECT start, end FROM sentences ORDER BY row").fetchall()
-        self._spans = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
-        if len(self._spans) != vectors.ntotal:
+        table = db.execute("SELECT start, end, dup_key FROM sentences ORDER BY row").fetchall()
+        arr = np.asarray(table, dtype=np.int64).reshape(-1, 3)
+        self._spans = np.ascontiguousarray(arr[:, :2])
+        self._dup_keys = np.ascontiguousarray(arr[:, 2])
+        sizes = {len(self._spans), dense.ntotal, dense_context.ntotal, bm25.size, bm25_context.size}
+        if len(sizes) != 1:
             raise IndexCorruptError(
-                f"index at {path} has {vectors.ntotal} vectors but {len(self._spans)} sentences; "
-                + rebuild_hint(path or "DIR")
+                f"index at {path} has channels of different sizes {sorted(sizes)}; " + rebuild_hint(path or "DIR")
             )
 
     # ------------------------------------------------------------------ properties
@@ -163,7 +185,7 @@ class Index:
 
     def __len__(self) -> int:
         """Number of sentences."""
-        return int(self._faiss.ntotal)
+        return len(self._spans)
 
     def __repr__(self) -> str:
         path, n_docs = str(self.path), len(self._docs)
@@ -194,10 +216,12 @@ class Index:
         docs = load_sources(sources)
         encoder = get_encoder(s)
         spans_per_doc = [_sentences.split(d.text) for d in docs]
-        texts = [d.text[a:b] for d, spans in zip(docs, spans_per_doc, strict=True) for a, b in spans]
-        log.info("embedding %d sentences from %d documents", len(texts), len(docs))
-        vectors = encoder.encode_documents(texts, progress=s.progress if progress is None else progress)
-        index = cls._assemble(docs, spans_per_doc, vectors, encoder, s)
+        sentences, windows = _sentence_texts(docs, spans_per_doc)
+        log.info("embedding %d sentences and their windows from %d documents", len(sentences), len(docs))
+        # One call for both channels: a single progress bar, and batches stay full.
+        show = s.progress if progress is None else progress
+        vectors = encoder.encode_documents(sentences + windows, progress=show)
+        index = cls._assemble(docs, spans_per_doc, sentences, windows, vectors, encoder, s)
         if path is not None:
             index.save(path)
         return index
@@ -207,14 +231,19 @@ class Index:
         cls,
         docs: Sequence[Document],
         spans_per_doc: Sequence[Sequence[tuple[int, int]]],
+        sentences: Sequence[str],
+        windows: Sequence[str],
         vectors: np.ndarray,
         encoder: Encoder,
         settings: Settings,
     ) -> Index:
         import faiss
 
-        flat = faiss.IndexFlatIP(encoder.dimension)
-        flat.add(vectors)
+        n = len(sentences)
+        dense, dense_context = faiss.IndexFlatIP(encoder.dimension), faiss.IndexFlatIP(encoder.dimension)
+        dense.add(vectors[:n])
+        dense_context.add(vectors[n:])
+        titles = [doc.title for doc, spans in zip(docs, spans_per_doc, strict=True) for _ in spans]
         db = sqlite3.connect(":memory:", check_same_thread=False)
         _create_schema(db)
         row = 0
@@ -225,12 +254,13 @@ class Index:
                 (i, doc.doc_id, doc.title, doc.source, doc.sha256, doc.text, row, len(spans)),
             )
             db.executemany(
-                "INSERT INTO sentences VALUES (?, ?, ?, ?, ?)",
-                [(row + j, i, j, a, b) for j, (a, b) in enumerate(spans)],
+                "INSERT INTO sentences VALUES (?, ?, ?, ?, ?, ?)",
+                [(row + j, i, j, a, b, duplicate_key(sentences[row + j])) for j, (a, b) in enumerate(spans)],
             )
             row += len(spans)
             doc_entries.append({"doc_id": doc.doc_id, "sha256": doc.sha256, "sentences": len(spans)})
         db.commit()
+        window_text = f"title. sentences -{WINDOW}..+{WINDOW}"
         manifest = {
             "format_version": FORMAT_VERSION,
             "model": {
@@ -239,13 +269,28 @@ class Index:
                 "dimension": encoder.dimension,
             },
             "segmenter": _sentences.SEGMENTER,
-            "faiss": {"type": "IndexFlatIP", "metric": "inner_product"},
+            "lexical": TOKENIZER,
+            "channels": {
+                "dense": {"file": VECTORS, "text": "sentence", "faiss": "IndexFlatIP"},
+                "dense_context": {"file": CONTEXT_VECTORS, "text": window_text, "faiss": "IndexFlatIP"},
+                "bm25": {"file": BM25, "text": "title sentence"},
+                "bm25_context": {"file": BM25_CONTEXT, "text": window_text},
+            },
             "corpus_sha256": content_hash("".join(doc.sha256 for doc in docs)),
             "documents": doc_entries,
             "counts": {"documents": len(docs), "sentences": row},
             "created": _now(),
         }
-        return cls(manifest=manifest, vectors=flat, db=db, path=None, settings=settings)
+        return cls(
+            manifest=manifest,
+            dense=dense,
+            dense_context=dense_context,
+            bm25=Lexical.build([f"{t} {text}" for t, text in zip(titles, sentences, strict=True)]),
+            bm25_context=Lexical.build(windows),
+            db=db,
+            path=None,
+            settings=settings,
+        )
 
     # ------------------------------------------------------------------ saving and loading
 
@@ -262,20 +307,25 @@ class Index:
         tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
         tmp.mkdir(mode=0o700)
         try:
-            faiss.write_index(self._faiss, str(tmp / VECTORS))
+            faiss.write_index(self._dense["dense"], str(tmp / VECTORS))
+            faiss.write_index(self._dense["dense_context"], str(tmp / CONTEXT_VECTORS))
+            self._lexical["bm25"].save(tmp / BM25)
+            self._lexical["bm25_context"].save(tmp / BM25_CONTEXT)
             with self._db_lock:
                 disk = sqlite3.connect(tmp / META)
                 self._db.backup(disk)
                 disk.close()
             manifest = dict(self.manifest)
+            files = sorted(p for p in tmp.rglob("*") if p.is_file())
             manifest["files"] = {
-                name: {"sha256": _sha256_file(tmp / name), "bytes": (tmp / name).stat().st_size}
-                for name in (VECTORS, META)
+                f.relative_to(tmp).as_posix(): {"sha256": _sha256_file(f), "bytes": f.stat().st_size} for f in files
             }
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-            for name in (VECTORS, META, MANIFEST):
-                os.chmod(tmp / name, 0o600)
-                _fsync(tmp / name)
+            for f in [*files, tmp / MANIFEST]:
+                os.chmod(f, 0o600)
+                _fsync(f)
+            for folder in (tmp / BM25, tmp / BM25_CONTEXT):
+                os.chmod(folder, 0o700)
             _swap_into_place(tmp, target)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -311,11 +361,19 @@ class Index:
                     f"index file {file} does not match its checksum (truncated or altered); {rebuild_hint(target)}"
                 )
         try:
-            vectors = faiss.read_index(str(target / VECTORS))
             # immutable=1: the files are never modified in place (saves replace the whole directory).
             db = sqlite3.connect(f"file:{target / META}?mode=ro&immutable=1", uri=True, check_same_thread=False)
-            return cls(manifest=manifest, vectors=vectors, db=db, path=target, settings=s)
-        except (RuntimeError, sqlite3.Error) as exc:
+            return cls(
+                manifest=manifest,
+                dense=faiss.read_index(str(target / VECTORS)),
+                dense_context=faiss.read_index(str(target / CONTEXT_VECTORS)),
+                bm25=Lexical.load(target / BM25),
+                bm25_context=Lexical.load(target / BM25_CONTEXT),
+                db=db,
+                path=target,
+                settings=s,
+            )
+        except (RuntimeError, OSError, ValueError, KeyError, sqlite3.Error) as exc:
             raise IndexCorruptError(f"index at {target} cannot be read ({exc}); {rebuild_hint(target)}") from exc
 
     # ------------------------------------------------------------------ searching
@@ -348,24 +406,59 @@ class Index:
         k = self.settings.k if k is None else k
         if k < 1:
             raise QAError(f"k={k} must be at least 1")
+        allowed = None if docs is None else self.rows_of(docs)
         queries = get_encoder(self.settings).encode_queries(list(questions))
-        scores, rows = self.search_vectors(queries, k=k, docs=docs)
-        return [
-            [self.passage(int(r), float(sc), context=context) for r, sc in zip(ids, scs, strict=True) if r >= 0]
-            for ids, scs in zip(rows, scores, strict=True)
-        ]
+        results = []
+        for question, query in zip(questions, queries, strict=True):
+            rows, scores = self.rank(question, query, k=k, allowed=allowed)
+            results.append([self.passage(int(r), float(v), context=context) for r, v in zip(rows, scores, strict=True)])
+        return results
+
+    def rank(
+        self, question: str, query: np.ndarray, *, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Fused ranking of one question: ``(rows, scores)``, best first, at most ``k``, no duplicates.
+
+        Each active channel (weight > 0) proposes its best :data:`POOL` rows; every candidate is then scored
+        exactly by every active channel, and the scores are fused (:func:`qa.ranking.fuse`).
+        """
+        weights = {name: w for name, w in self.settings.weights.items() if w > 0}
+        pool = min(len(self), max(POOL, 4 * k))
+        query = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
+        lexical = {name: self._lexical[name].scores(question) for name in weights if name in self._lexical}
+        proposals = []
+        for name in weights:
+            if name in self._dense:
+                proposals.append(self.search_vectors(query, k=pool, allowed=allowed, channel=name)[1][0])
+            else:
+                proposals.append(_top_rows(lexical[name], pool, allowed))
+        candidates = np.unique(np.concatenate(proposals))
+        candidates = candidates[candidates >= 0]  # faiss pads with -1 when fewer rows than asked exist
+        if len(candidates) == 0:
+            return candidates, np.zeros(0, dtype=np.float32)
+        channel_scores = {}
+        for name in weights:
+            if name in self._dense:
+                channel_scores[name] = self._dense[name].reconstruct_batch(candidates) @ query[0]
+            else:
+                channel_scores[name] = lexical[name][candidates]
+        fused = fuse(channel_scores, weights)
+        return top_unique(candidates, fused, self._dup_keys[candidates], k)
 
     def search_vectors(
-        self, queries: np.ndarray, *, k: int, docs: Sequence[str] | None = None
+        self, queries: np.ndarray, *, k: int, allowed: np.ndarray | None = None, channel: str = "dense"
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Raw FAISS search: ``(scores, rows)`` of shape ``(len(queries), k)``; rows are -1 past the end."""
+        """Raw FAISS search of one dense channel: ``(scores, rows)`` of shape ``(len(queries), k)``.
+
+        Rows are -1 past the end: faiss pads when k exceeds the number of (allowed) vectors.
+        """
         import faiss
 
         params = None
-        if docs is not None:
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(self.rows_of(docs)))  # type: ignore[call-arg]
-        # faiss returns -1 rows when k exceeds the number of (selected) vectors; callers drop them.
-        scores, rows = self._faiss.search(np.ascontiguousarray(queries, dtype=np.float32), k, params=params)
+        if allowed is not None:
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))  # type: ignore[call-arg]
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        scores, rows = self._dense[channel].search(queries, k, params=params)
         return scores, rows
 
     def rows_of(self, docs: Sequence[str]) -> np.ndarray:
@@ -436,10 +529,34 @@ def _create_schema(db: sqlite3.Connection) -> None:
         );
         CREATE TABLE sentences (
             row INTEGER PRIMARY KEY, doc_idx INTEGER NOT NULL, position INTEGER NOT NULL,
-            start INTEGER NOT NULL, end INTEGER NOT NULL
+            start INTEGER NOT NULL, end INTEGER NOT NULL, dup_key INTEGER NOT NULL
         );
         """
     )
+
+
+def _sentence_texts(
+    docs: Sequence[Document], spans_per_doc: Sequence[Sequence[tuple[int, int]]]
+) -> tuple[list[str], list[str]]:
+    """Each sentence's text, and its window: ``"<title>. <previous> <sentence> <next>"`` within its document."""
+    sentences: list[str] = []
+    windows: list[str] = []
+    for doc, spans in zip(docs, spans_per_doc, strict=True):
+        for j, (a, b) in enumerate(spans):
+            sentences.append(doc.text[a:b])
+            lo, hi = spans[max(0, j - WINDOW)][0], spans[min(len(spans) - 1, j + WINDOW)][1]
+            windows.append(f"{doc.title}. {' '.join(doc.text[lo:hi].split())}")
+    return sentences, windows
+
+
+def _top_rows(scores: np.ndarray, n: int, allowed: np.ndarray | None) -> np.ndarray:
+    """Rows of the ``n`` highest ``scores`` (among ``allowed`` rows, if given), in no particular order."""
+    if allowed is not None:
+        sub = scores[allowed]
+        n = min(n, len(sub))
+        return allowed[np.argpartition(-sub, n - 1)[:n]] if n else allowed[:0]
+    n = min(n, len(scores))
+    return np.argpartition(-scores, n - 1)[:n].astype(np.int64)
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
@@ -467,6 +584,8 @@ def manifest_mismatch(manifest: dict[str, Any], settings: Settings, *, check_mod
     seg = manifest.get("segmenter")
     if seg != _sentences.SEGMENTER:
         return f"was split into sentences by {seg}; this qa uses {_sentences.SEGMENTER}"
+    if manifest.get("lexical") != TOKENIZER:
+        return f"was built with BM25 tokenisation {manifest.get('lexical')}; this qa uses {TOKENIZER}"
     if not check_model:
         return None
     model = manifest.get("model", {})

@@ -61,7 +61,7 @@ def test_ask_on_the_bundled_article_prints_answer_and_sources() -> None:
 def test_list_shows_documents(built: Path) -> None:
     proc = run("index", "list", str(built))
     assert proc.returncode == 0
-    assert "cats\t2 sentences\tCats" in proc.stdout
+    assert "cats\t3 sentences\tCats" in proc.stdout
 
 
 def test_eval_reports_recall_mrr_and_latency(built: Path) -> None:

@@ -12,7 +12,9 @@ import pytest
 
 import qa
 from qa.embedding import get_encoder
-from qa.index import MANIFEST, META, VECTORS
+from qa.index import MANIFEST, META, VECTORS, _sentence_texts
+from qa.lexical import Lexical
+from qa.ranking import duplicate_key, fuse, top_unique
 
 DOCS = [
     qa.Document("cats", "Cats", "Cats sleep for most of the day. A cat purrs when it is content."),
@@ -26,17 +28,44 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> qa.Index:
     return qa.Index.build(DOCS, tmp_path_factory.mktemp("small") / "idx")
 
 
-def test_search_matches_numpy_brute_force(small: qa.Index) -> None:
-    """Oracle: the ranking equals exact cosine similarity computed with numpy over every sentence."""
+def test_dense_search_matches_numpy_brute_force(small: qa.Index) -> None:
+    """Oracle: with only the sentence-embedding channel on, ranking is exact cosine similarity over all rows."""
+    assert small.path is not None
+    dense_only = qa.Index.load(small.path, settings=qa.get_settings(
+        weight_bm25=0.0, weight_bm25_context=0.0, weight_dense=1.0, weight_dense_context=0.0))
     encoder = get_encoder()
-    sentences = [(d, d.text[a:b]) for d in DOCS for a, b in qa.sentences.split(d.text)]
-    matrix = encoder.encode_documents([text for _, text in sentences])
+    sentences = [d.text[a:b] for d in DOCS for a, b in qa.sentences.split(d.text)]
+    matrix = encoder.encode_documents(sentences)
     for question in ["How many moons does Mars have?", "What do puppies need?", "Which pet purrs?"]:
         q = encoder.encode_queries([question])[0]
         expected = np.argsort(-(matrix @ q))[:4]
-        got = small.search(question, k=4)
-        assert [p.text for p in got] == [sentences[i][1] for i in expected]
+        got = dense_only.search(question, k=4)
+        assert [p.text for p in got] == [sentences[i] for i in expected]
         assert [p.score for p in got] == pytest.approx([float(matrix[i] @ q) for i in expected], abs=1e-5)
+
+
+def test_fused_search_matches_brute_force_over_every_channel(squad_index_dir: Path) -> None:
+    """Oracle: candidate pooling loses nothing against scoring every sentence by all four channels."""
+    index = qa.Index.load(squad_index_dir)
+    docs = qa.load_sources([Path(__file__).parent / "data" / "squad_docs.jsonl"])
+    spans = [qa.sentences.split(d.text) for d in docs]
+    sentences, windows = _sentence_texts(docs, spans)
+    titled = [f"{d.title} {d.text[a:b]}" for d, sp in zip(docs, spans, strict=True) for a, b in sp]
+    encoder = get_encoder()
+    s_vectors, w_vectors = encoder.encode_documents(sentences), encoder.encode_documents(windows)
+    bm25, bm25_context = Lexical.build(titled), Lexical.build(windows)
+    keys = np.array([duplicate_key(t) for t in sentences])
+    for question in ["Who won Super Bowl 50?", "Where was the game played?", "What color was used for the 50th?"]:
+        q = encoder.encode_queries([question])[0]
+        fused = fuse(
+            {"bm25": bm25.scores(question), "bm25_context": bm25_context.scores(question),
+             "dense": s_vectors @ q, "dense_context": w_vectors @ q},
+            qa.get_settings().weights,
+        )
+        rows, scores = top_unique(np.arange(len(sentences)), fused, keys, 5)
+        got = index.search(question, k=5)
+        assert [p.text for p in got] == [sentences[r] for r in rows]
+        assert [p.score for p in got] == pytest.approx(scores.tolist(), abs=1e-5)
 
 
 def test_passages_point_at_exact_offsets(small: qa.Index) -> None:
@@ -86,10 +115,11 @@ def test_manifest_describes_the_index(small: qa.Index) -> None:
         "dimension": 384,
     }
     assert manifest["segmenter"]["name"] == "syntok"
+    assert set(manifest["channels"]) == {"dense", "dense_context", "bm25", "bm25_context"}
     assert [d["doc_id"] for d in manifest["documents"]] == ["cats", "dogs", "space"]
     assert manifest["documents"][0]["sha256"] == DOCS[0].sha256
     assert manifest["counts"] == {"documents": 3, "sentences": 7}
-    assert set(manifest["files"]) == {VECTORS, META}
+    assert {VECTORS, META, "context.faiss", "bm25/vocab.index.json"} <= set(manifest["files"])
     assert oct((small.path / VECTORS).stat().st_mode & 0o777) == "0o600"
 
 
@@ -139,6 +169,7 @@ def test_failed_save_leaves_the_previous_index_loadable(
 
     def disk_full(file: Path) -> None:
         raise OSError(28, "No space left on device", str(file))
+
 
     monkeypatch.setattr(qa.index, "_fsync", disk_full)
     with pytest.raises(OSError, match="No space left"):

@@ -1,0 +1,101 @@
+"""The lexical channel: BM25 (via ``bm25s``) over stemmed words, with scores on an absolute scale.
+
+Raw BM25 grows with the number and rarity of query words, so it cannot be mixed with cosine similarities
+or compared with a threshold. Each score is divided by the most a sentence could score for that query,
+``(k1 + 1) * sum(idf of the query's words)``, where a word the corpus never uses counts with the highest
+idf: the result is in [0, 1] and says how much of the question's (weighted) vocabulary a sentence covers.
+A question about things the documents never mention ("population") therefore scores low everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["TOKENIZER", "Lexical", "tokenize"]
+
+K1 = 1.2
+B = 0.75
+_WORD = re.compile(r"\w+")
+#: Recorded in manifests: a change of tokenisation means a rebuild.
+TOKENIZER = {"words": r"\w+ lower-cased", "stopwords": "bm25s en", "stemmer": "snowball english", "k1": K1, "b": B}
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> Any:
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+@lru_cache(maxsize=1)
+def _stopwords() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return frozenset(STOPWORDS_EN)
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased, stop-word-free, Snowball-stemmed words of ``text``.
+
+    Example:
+        >>> from qa.lexical import tokenize
+        >>> tokenize("The relations were improving")
+        ['relat', 'were', 'improv']
+    """
+    stop = _stopwords()
+    words = [w for w in _WORD.findall(text.lower()) if w not in stop]
+    return list(_stemmer().stemWords(words))
+
+
+class Lexical:
+    """A BM25 index over a list of texts (one per sentence row)."""
+
+    def __init__(self, retriever: Any) -> None:
+        self._bm25 = retriever
+        self._vocab: dict[str, int] = retriever.vocab_dict
+        # Document frequency of each term is the length of its column in the sparse score matrix.
+        df = np.diff(np.asarray(retriever.scores["indptr"]))
+        n = int(retriever.scores["num_docs"])
+        self._idf = np.log1p((n - df + 0.5) / (df + 0.5))
+        self._idf_unseen = float(np.log1p((n + 0.5) / 0.5))
+        self.size = n
+
+    @classmethod
+    def build(cls, texts: Sequence[str]) -> Lexical:
+        import bm25s
+
+        retriever = bm25s.BM25(k1=K1, b=B)
+        # bm25s needs at least one token per text; an empty string token matches no query word.
+        retriever.index([tokenize(t) or [""] for t in texts], show_progress=False)
+        return cls(retriever)
+
+    def save(self, folder: Path) -> None:
+        # bm25s writes numpy arrays with allow_pickle=False and the vocabulary as JSON.
+        self._bm25.save(str(folder), show_progress=False)
+
+    @classmethod
+    def load(cls, folder: Path) -> Lexical:
+        import bm25s
+
+        params = json.loads((folder / "params.index.json").read_text(encoding="utf-8"))
+        if params.get("k1") != K1 or params.get("b") != B:
+            raise ValueError(f"BM25 parameters {params.get('k1')}/{params.get('b')} differ from {K1}/{B}")
+        return cls(bm25s.BM25.load(str(folder), allow_pickle=False, show_progress=False))
+
+    def scores(self, question: str) -> np.ndarray:
+        """Normalised BM25 of every row for ``question``: float32 array in [0, 1]."""
+        tokens = [t for t in tokenize(question) if t]
+        ids = [self._vocab[t] for t in tokens if t in self._vocab]
+        if not ids:
+            return np.zeros(self.size, dtype=np.float32)
+        ceiling = (K1 + 1) * sum(float(self._idf[self._vocab[t]]) if t in self._vocab else self._idf_unseen
+                                 for t in tokens)
+        raw = np.asarray(self._bm25.get_scores_from_ids(ids), dtype=np.float32)
+        return raw / np.float32(ceiling)
