@@ -28,7 +28,6 @@ import re
 import statistics
 import sys
 import time
-import traceback
 import unicodedata
 from importlib.metadata import version
 from pathlib import Path
@@ -189,7 +188,7 @@ def check_spans(text: str, spans, segments=None) -> dict:
     match = None
     bad_match = []
     if segments is not None:
-        for (s, e), seg in zip(spans, segments):
+        for (s, e), seg in zip(spans, segments, strict=True):
             if seg is None or text[s:e].strip() != seg.strip():
                 bad_match.append({"span": [s, e], "text": text[s:e][:80] if in_bounds else None,
                                   "segment": None if seg is None else seg[:80]})
@@ -258,7 +257,7 @@ def answer_instances(questions, docs):
     bad = 0
     for q in questions:
         text = docs[q["doc_id"]]
-        for ans, st in zip(q["answers"], q["answer_start"]):
+        for ans, st in zip(q["answers"], q["answer_start"], strict=True):
             if text[st:st + len(ans)] != ans:
                 bad += 1
                 continue
@@ -282,8 +281,12 @@ def squad_metrics(spans_by_doc, reqa, docs, answers) -> dict:
     for d, text in docs.items():
         pi, pa = boundary_sets(text, spans_by_doc[d])
         gi, ga = boundary_sets(text, reqa[d])
-        tp_i += len(pi & gi); np_i += len(pi); ng_i += len(gi)
-        tp_a += len(pa & ga); np_a += len(pa); ng_a += len(ga)
+        tp_i += len(pi & gi)
+        np_i += len(pi)
+        ng_i += len(gi)
+        tp_a += len(pa & ga)
+        np_a += len(pa)
+        ng_a += len(ga)
         for b in pi - gi:
             k = text[b - 1] if b else ""
             k = k if k in ".!?;:”’\")]]" else ("digit" if k.isdigit() else "other")
@@ -428,7 +431,7 @@ def run_article(segs, eval_dir: Path) -> dict:
         res = {
             "n_sentences_raw": len(raw),
             "n_sentences_merged": len(post),
-            "invariants_raw_per_line": all(check_raw(seg, l)["ok"] for l in lines if l.strip()),
+            "invariants_raw_per_line": all(check_raw(seg, ln)["ok"] for ln in lines if ln.strip()),
             "invariants_pipeline": check_spans(text, post)["ok"],
         }
         # extra splits: lines 1..31 should be one sentence each; line 32 may be 1 or 2
@@ -575,8 +578,8 @@ def run_weird(segs) -> dict:
 
 # --------------------------------------------------------------------------------------------
 def fmt_table(headers, rows):
-    w = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
-    line = lambda r: "| " + " | ".join(str(x).ljust(n) for x, n in zip(r, w)) + " |"  # noqa: E731
+    w = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=True)]
+    line = lambda r: "| " + " | ".join(str(x).ljust(n) for x, n in zip(r, w, strict=True)) + " |"  # noqa: E731
     return "\n".join([line(headers), "|" + "|".join("-" * (n + 2) for n in w) + "|"] + [line(r) for r in rows])
 
 
@@ -634,7 +637,7 @@ def main(argv=None):
     for name, r in result["article"]["segmenters"].items():
         rows.append([name, r["n_sentences_raw"], r["n_sentences_merged"]] +
                     [r["traps"]["summary"][k] for k in keys])
-    print(fmt_table(["segmenter", "n_raw", "n_merged"] + keys, rows))
+    print(fmt_table(["segmenter", "n_raw", "n_merged", *keys], rows))
     for name, r in result["article"]["segmenters"].items():
         print(f"\n  {name}: in-line splits:")
         for s in r["in_line_splits"]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .answer import Answer, answer
 from .config import Settings, get_settings
-from .documents import Document, default_document, load_sources
+from .documents import Document, ReadReport, SourceFailure, default_document, load_sources, read_sources
 from .errors import (
     ConfigError,
     DocumentError,
@@ -22,8 +22,8 @@ from .errors import (
     QAError,
     QuestionError,
 )
-from .index import DocumentInfo, Index, Passage
-from .retrieval import default_index_path, open_index, retrieve
+from .index import DocumentInfo, Index, IndexUpdate, Passage
+from .retrieval import check_question, default_index_path, open_index, retrieve
 
 __version__ = "0.1.0"
 
@@ -37,17 +37,22 @@ __all__ = [
     "IndexCorruptError",
     "IndexMismatchError",
     "IndexNotFoundError",
+    "IndexUpdate",
     "ModelError",
     "Passage",
     "QAError",
     "QuestionError",
+    "ReadReport",
     "Settings",
+    "SourceFailure",
     "__version__",
     "answer",
+    "check_question",
     "default_document",
     "default_index_path",
     "get_settings",
     "load_sources",
     "open_index",
+    "read_sources",
     "retrieve",
 ]

@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +38,54 @@ def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False))
 
 
+def _report_failures(failures: Sequence[Any]) -> int:
+    for failure in failures:
+        print(f"qa: error: {failure.source}: {failure.reason}", file=sys.stderr)
+    return 2 if failures else 0
+
+
 def _cmd_build(args: argparse.Namespace) -> int:
+    from .documents import read_sources
     from .index import Index
 
-    index = Index.build(args.paths, args.out, settings=_settings(args))
+    s = _settings(args)
+    read = read_sources(args.paths, include=args.include, exclude=args.exclude, max_bytes=_max_bytes(s))
+    if not read.documents:
+        _report_failures(read.failures)
+        print("qa: error: no documents could be read; nothing was indexed", file=sys.stderr)
+        return 2
+    index = Index.build(read.documents, args.out, settings=s, progress=_progress(args))
     print(f"indexed {len(index.documents)} documents, {len(index)} sentences into {args.out}")
-    return 0
+    return _report_failures(read.failures)
+
+
+def _cmd_add(args: argparse.Namespace) -> int:
+    from .index import Index
+
+    s = _settings(args)
+    index = Index.load(args.dir, settings=s)
+    paths = [Path(p) for p in args.paths]
+    up = index.update(add=paths, progress=_progress(args), max_bytes=_max_bytes(s))
+    print(f"added {len(up.added)}, replaced {len(up.replaced)}, unchanged {len(up.unchanged)} "
+          f"({up.embedded} texts embedded); {len(up.index.documents)} documents, {len(up.index)} sentences")
+    return _report_failures(up.failures)
+
+
+def _cmd_remove(args: argparse.Namespace) -> int:
+    from .index import Index
+
+    index = Index.load(args.dir, settings=_settings(args))
+    up = index.update(remove=args.doc_ids, progress=_progress(args))
+    print(f"removed {len(up.removed)}; {len(up.index.documents)} documents, {len(up.index)} sentences")
+    return _report_failures(up.failures)
+
+
+def _progress(args: argparse.Namespace) -> bool | None:
+    return False if args.no_progress else None
+
+
+def _max_bytes(s: Settings) -> int:
+    return int(s.max_file_mb * 1024 * 1024)
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -50,7 +93,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
     index = open_index(args.dir, settings=_settings(args))
     if args.json:
-        _print_json([vars(d) for d in index.documents])
+        _print_json([asdict(d) for d in index.documents])
     else:
         for d in index.documents:
             print(f"{d.doc_id}\t{d.sentences} sentences\t{d.title}")
@@ -66,6 +109,9 @@ def _cmd_retrieve(args: argparse.Namespace) -> int:
         return 0
     for rank, p in enumerate(passages, start=1):
         print(f"{rank}. [{p.score:.3f}] {p.title} — sentence {p.sentence + 1}, chars {p.start}-{p.end}")
+        where = "".join(f", {label} {value}" for label, value in (("page", p.page), ("under", p.heading)) if value)
+        if where:
+            print(f"   ({where[2:]})")
         print(f"   {p.text}")
     return 0
 
@@ -141,8 +187,18 @@ def _parser() -> argparse.ArgumentParser:
     idx_sub = idx.add_subparsers(dest="index_command", required=True, metavar="ACTION")
     build = idx_sub.add_parser("build", help="build an index from files and folders", parents=[common])
     build.add_argument("--out", required=True, type=Path, help="index directory to write (replaced atomically)")
-    build.add_argument("paths", nargs="+", type=Path, help=".txt, .md, .jsonl files or folders")
+    build.add_argument("paths", nargs="+", type=Path, help="files (.txt .md .html .pdf .docx .jsonl) or folders")
+    build.add_argument("--include", nargs="+", metavar="GLOB", help="in folders, only files matching these")
+    build.add_argument("--exclude", nargs="+", metavar="GLOB", help="in folders, skip files matching these")
     build.set_defaults(func=_cmd_build)
+    add = idx_sub.add_parser("add", help="add or replace documents (unchanged ones are skipped)", parents=[common])
+    add.add_argument("dir", type=Path, help="index directory")
+    add.add_argument("paths", nargs="+", type=Path, help="files or folders")
+    add.set_defaults(func=_cmd_add)
+    rm = idx_sub.add_parser("remove", help="remove documents by id", parents=[common])
+    rm.add_argument("dir", type=Path, help="index directory")
+    rm.add_argument("doc_ids", nargs="+", metavar="DOC_ID", help="document ids (see: qa index list DIR)")
+    rm.set_defaults(func=_cmd_remove)
     lst = idx_sub.add_parser("list", help="list the documents of an index", parents=[common])
     lst.add_argument("dir", type=Path, help="index directory")
     lst.add_argument("--json", action="store_true", help="print JSON")

@@ -74,6 +74,8 @@ class Settings:
     """Sentences per forward pass when embedding."""
     device: str = "cpu"
     """Torch device for the model."""
+    max_file_mb: float = 50.0
+    """Files larger than this are refused when indexing (uploads included)."""
     max_question_chars: int = 2000
     """Longer questions are refused with a clear message."""
     progress: bool | None = None
@@ -98,9 +100,13 @@ class Settings:
     def replace(self, **overrides: Any) -> Settings:
         """Return a copy with the given fields changed; ``None`` values are ignored (keep the setting)."""
         changes = {name: value for name, value in overrides.items() if value is not None}
-        unknown = set(changes) - {f.name for f in fields(self)}
+        types = {f.name: str(f.type) for f in fields(self)}
+        unknown = set(changes) - set(types)
         if unknown:
             raise ConfigError(f"unknown setting(s) {sorted(unknown)}; see the README's Settings table")
+        for name, value in changes.items():
+            if "Path" in types[name] and isinstance(value, str):
+                changes[name] = Path(value).expanduser()
         return _validated(dataclasses.replace(self, **changes))
 
     @property
@@ -163,6 +169,7 @@ def _validated(s: Settings) -> Settings:
         (-1.0 <= s.min_score <= 1.0, f"min_score={s.min_score} must be between -1 and 1"),
         (0 < s.port < 65536, f"port={s.port} must be between 1 and 65535"),
         (min(s.weights.values()) >= 0 < sum(s.weights.values()), f"weights {s.weights} must be >= 0, not all 0"),
+        (s.max_file_mb > 0, f"max_file_mb={s.max_file_mb} must be positive"),
         (s.concurrency >= 1, f"concurrency={s.concurrency} must be at least 1"),
         (bool(s.model.strip()), "model must not be empty"),
     ]

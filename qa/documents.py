@@ -1,33 +1,52 @@
 """Documents: reading sources (files, folders, JSONL) into plain-text :class:`Document` objects.
 
 The text kept here is the reference every citation points into: sentence offsets are offsets into
-``Document.text``, which is stored inside the index.
+``Document.text``, which is stored inside the index. Formats other than plain text are turned into text by
+:mod:`qa.extract`, which also gives each PDF's page starts and each document's headings.
+
+:func:`read_sources` reads everything it can and reports each source that failed, with the reason;
+:func:`load_sources` is the strict form that raises on the first failure.
 """
 
 from __future__ import annotations
 
+import bisect
+import fnmatch
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import partial
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from .errors import DocumentError
+from .errors import ConfigError, DocumentError
+from .extract import EXTRACTORS, decode_text, extract
 
 __all__ = [
     "DEFAULT_DOC_ID",
+    "DEFAULT_MAX_BYTES",
     "DEFAULT_TITLE",
     "SUPPORTED_SUFFIXES",
     "Document",
+    "ReadReport",
+    "SourceFailure",
     "content_hash",
     "default_document",
+    "heading_at",
     "load_sources",
+    "page_at",
+    "read_sources",
+    "safe_filename",
 ]
 
 DEFAULT_DOC_ID = "us-pakistan-relations"
 DEFAULT_TITLE = "US-Pakistan relations under Trump's second term"
-SUPPORTED_SUFFIXES = (".txt", ".md", ".jsonl")
+#: File types read (in any case): JSONL holds many documents, one JSON object a line.
+SUPPORTED_SUFFIXES = (*EXTRACTORS, ".jsonl")
+#: Largest file read unless told otherwise: 50 MB (MiB).
+DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 
 
 def content_hash(text: str) -> str:
@@ -50,10 +69,110 @@ class Document:
     text: str
     source: str | None = None
     """Where the document came from (a file path), for display only."""
+    pages: tuple[int, ...] = ()
+    """The offset in ``text`` where each page starts (page n starts at ``pages[n - 1]``); empty without pages."""
+    headings: tuple[tuple[int, str], ...] = field(default=())
+    """``(offset, heading)`` pairs sorted by offset: the heading's section starts at ``offset`` in ``text``."""
 
     @property
     def sha256(self) -> str:
         return content_hash(self.text)
+
+
+@dataclass(frozen=True)
+class SourceFailure:
+    """A source (a file, a JSONL line, a given document) that could not be read, and why.
+
+    Attributes:
+        source: the file path (or document id) that failed.
+        reason: what is wrong and what to do, naming the file.
+    """
+
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ReadReport:
+    """What :func:`read_sources` read: the documents, and every source that failed.
+
+    Attributes:
+        documents: the documents read, in source order (files of a folder in path order).
+        failures: the sources that could not be read; none of their documents is in ``documents``.
+    """
+
+    documents: list[Document]
+    failures: list[SourceFailure]
+
+
+def page_at(doc_or_pages: Document | Sequence[int], offset: int) -> int | None:
+    """The 1-based page number holding character ``offset`` of a document's text.
+
+    Args:
+        doc_or_pages: a document, or its ``pages`` (the offset where each page starts).
+        offset: a character offset into the document's text (a sentence's start).
+
+    Returns:
+        The page number, or None when the document has no pages (not a PDF) or the offset is negative.
+
+    Example:
+        >>> page_at((0, 120, 300), 150)
+        2
+        >>> page_at((), 150) is None
+        True
+    """
+    pages = doc_or_pages.pages if isinstance(doc_or_pages, Document) else doc_or_pages
+    if not pages or offset < 0 or offset < pages[0]:
+        return None
+    return bisect.bisect_right(pages, offset)
+
+
+def heading_at(headings: Document | Sequence[tuple[int, str]], offset: int) -> str | None:
+    """The heading a character ``offset`` sits under: the last heading starting at or before it.
+
+    Args:
+        headings: a document, or its ``headings`` (``(offset, heading)`` pairs sorted by offset).
+        offset: a character offset into the document's text.
+
+    Returns:
+        The heading text, or None when no heading comes before ``offset``.
+
+    Example:
+        >>> heading_at(((0, "Intro"), (40, "Results")), 55)
+        'Results'
+        >>> heading_at(((10, "Intro"),), 3) is None
+        True
+    """
+    pairs = headings.headings if isinstance(headings, Document) else headings
+    i = bisect.bisect_right([start for start, _ in pairs], offset)
+    return pairs[i - 1][1] if i else None
+
+
+def safe_filename(name: str) -> str:
+    """Check the name of an uploaded file and return it bare, or refuse it.
+
+    A name that could point outside the folder it is saved into, or that a folder read would skip, is refused.
+
+    Raises:
+        DocumentError: the name is empty, or holds ``/``, ``\\``, ``..``, a NUL or another control character,
+            starts with ``.`` (hidden), or is longer than 255 bytes.
+
+    Example:
+        >>> safe_filename("report 2024.pdf")
+        'report 2024.pdf'
+    """
+    shown = repr(name)
+    if not name or not name.strip():
+        raise DocumentError("a file name is empty; give the file a name such as notes.txt")
+    if "/" in name or "\\" in name or ".." in name:
+        raise DocumentError(f"the file name {shown} holds a path ('/', '\\', '..'); upload the file by its bare name")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise DocumentError(f"the file name {shown} holds a NUL or control character; rename the file")
+    if name.startswith("."):
+        raise DocumentError(f"the file name {shown} starts with '.', which marks a hidden file; rename the file")
+    if len(name.encode("utf-8")) > 255:
+        raise DocumentError(f"the file name {shown[:60]}... is longer than 255 bytes; give it a shorter name")
+    return name
 
 
 def default_document() -> Document:
@@ -62,82 +181,199 @@ def default_document() -> Document:
     return Document(DEFAULT_DOC_ID, DEFAULT_TITLE, raw.decode("utf-8"), source="qa/data/article.txt")
 
 
-def load_sources(sources: Iterable[str | Path | Document]) -> list[Document]:
-    """Read documents from files (``.txt``, ``.md``, ``.jsonl``), folders (recursively) or ``Document`` objects.
+def load_sources(
+    sources: Iterable[str | Path | Document],
+    *,
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+    max_bytes: int | None = None,
+) -> list[Document]:
+    """Read documents from files, folders (recursively) or ``Document`` objects; any failure is an error.
 
-    Document ids come from the file name (a file given directly) or the path relative to the folder given
-    (files found in a folder), without the extension; a JSONL line's ``id`` is its id.
+    See :func:`read_sources` for the formats, ids and options; this strict form reads the same documents but
+    raises if any source failed.
 
     Raises:
-        DocumentError: a source is missing, unreadable, empty, of an unsupported type, or two documents
-            share an id.
+        DocumentError: a source failed (the first failure's reason, with how many more there were), or the
+            sources hold no document.
 
     Example:
         >>> from qa.documents import load_sources, Document
         >>> [d.doc_id for d in load_sources([Document("a", "A", "Some text.")])]
         ['a']
     """
-    docs: list[Document] = []
+    report = read_sources(sources, include=include, exclude=exclude, max_bytes=max_bytes)
+    if report.failures:
+        more = len(report.failures) - 1
+        raise DocumentError(report.failures[0].reason + (f" (and {more} more failed)" if more else ""))
+    if not report.documents:
+        raise DocumentError(
+            f"no documents found in the given sources; pass {', '.join(SUPPORTED_SUFFIXES)} files or folders"
+            + (" (or loosen the include/exclude patterns)" if include or exclude else "")
+        )
+    return report.documents
+
+
+def read_sources(
+    sources: Iterable[str | Path | Document],
+    *,
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+    max_bytes: int | None = None,
+) -> ReadReport:
+    """Read every document the sources hold, and report each source that could not be read.
+
+    Files are ``.txt``, ``.md``, ``.html``/``.htm``, ``.pdf``, ``.docx`` and ``.jsonl`` (one JSON object a line
+    with ``id``, ``text`` and optionally ``title``); see :mod:`qa.extract` for how each is turned into text.
+    A folder is read recursively, skipping hidden files and folders and files of other types. Document ids
+    come from the file name without extension (a file given directly) or the path relative to the folder
+    without extension (files found in a folder); a JSONL line's ``id`` is its id.
+
+    A failure is one file's (or one given document's): it is reported and every other file is still read.
+    A document whose id is already taken fails its whole file (the first file keeps the id).
+
+    Args:
+        sources: files, folders, or :class:`Document` objects.
+        include: glob patterns a file found in a folder must match one of (default: all files). Patterns are
+            matched against the path relative to the folder (``*`` also crosses ``/``, so ``*.md`` matches
+            ``notes/a.md``); a pattern without ``/`` also matches any single folder or file name on the path.
+            Files given directly are always read.
+        exclude: glob patterns (same rules) of files found in a folder to skip, such as ``drafts`` or ``*.htm``.
+        max_bytes: largest file size read; larger files fail. None means :data:`DEFAULT_MAX_BYTES` (50 MB).
+
+    Returns:
+        The documents read and the failures, each failure naming its file and what to do.
+
+    Raises:
+        ConfigError: ``max_bytes`` is not a positive number.
+
+    Example:
+        >>> from qa.documents import read_sources, Document
+        >>> report = read_sources([Document("a", "A", "Text."), Document("b", "B", "  ")])
+        >>> [d.doc_id for d in report.documents], [f.source for f in report.failures]
+        (['a'], ['b'])
+    """
+    limit = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
+        raise ConfigError(f"max_bytes must be a positive number of bytes, got {max_bytes!r}")
+    documents: list[Document] = []
+    failures: list[SourceFailure] = []
+    owners: dict[str, str] = {}
+    for source, read in _units(sources, include=include, exclude=exclude, limit=limit):
+        try:
+            docs = read()
+            _claim_ids(docs, owners, source)
+        except DocumentError as exc:
+            failures.append(SourceFailure(source, str(exc)))
+            continue
+        documents.extend(docs)
+    return ReadReport(documents, failures)
+
+
+def _units(
+    sources: Iterable[str | Path | Document], *, include: Sequence[str] | None, exclude: Sequence[str] | None,
+    limit: int,
+) -> Iterator[tuple[str, Callable[[], list[Document]]]]:
+    """Each unit of reading (a given document, or a file): its name, and a function reading its documents."""
     for source in sources:
         if isinstance(source, Document):
-            docs.append(_checked(source))
+            yield source.source or source.doc_id, partial(_given, source)
+            continue
+        path = Path(source)
+        if path.is_dir():
+            for file, rel in _folder_files(path, include=include, exclude=exclude):
+                doc_id = PurePosixPath(rel).with_suffix("").as_posix()
+                yield str(file), partial(_read_file, file, doc_id=doc_id, limit=limit)
+        elif path.is_file():
+            yield str(path), partial(_read_file, path, doc_id=path.stem, limit=limit)
         else:
-            docs.extend(_read_path(Path(source)))
-    seen: dict[str, str | None] = {}
+            yield str(path), partial(_missing, path)
+
+
+def _given(doc: Document) -> list[Document]:
+    return [_checked(doc)]
+
+
+def _missing(path: Path) -> list[Document]:
+    raise DocumentError(f"no such file or folder: {path}; check the path")
+
+
+def _folder_files(
+    folder: Path, *, include: Sequence[str] | None, exclude: Sequence[str] | None
+) -> list[tuple[Path, str]]:
+    """The supported, non-hidden files under ``folder`` passing the patterns, as (path, relative POSIX path)."""
+    found: list[tuple[Path, str]] = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # hidden folders (.git) are never read
+        for name in files:
+            if name.startswith(".") or Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
+                continue
+            file = Path(root) / name
+            rel = file.relative_to(folder).as_posix()
+            if include and not any(_matches(rel, p) for p in include):
+                continue
+            if exclude and any(_matches(rel, p) for p in exclude):
+                continue
+            if file.is_file():
+                found.append((file, rel))
+    return sorted(found, key=lambda pair: pair[1])
+
+
+def _matches(rel: str, pattern: str) -> bool:
+    """Whether the relative path ``rel`` matches a glob ``pattern`` (see :func:`read_sources`)."""
+    pattern = pattern.replace("\\", "/").strip()
+    while pattern.startswith(("./", "**/")):
+        pattern = pattern.split("/", 1)[1]
+    pattern = pattern.rstrip("/")
+    if not pattern:
+        return False
+    if fnmatch.fnmatchcase(rel, pattern) or fnmatch.fnmatchcase(rel, pattern + "/*"):
+        return True
+    return "/" not in pattern and any(fnmatch.fnmatchcase(part, pattern) for part in rel.split("/"))
+
+
+def _claim_ids(docs: list[Document], owners: dict[str, str], source: str) -> None:
     for doc in docs:
-        if doc.doc_id in seen:
+        if doc.doc_id in owners:
             raise DocumentError(
-                f"two documents have the id {doc.doc_id!r} ({seen[doc.doc_id]} and {doc.source}); "
-                "give each a distinct id or file name"
+                f"{source}: two documents have the id {doc.doc_id!r} ({owners[doc.doc_id]} and {doc.source}); "
+                "give each a distinct id or file name (this one was not read)"
             )
-        seen[doc.doc_id] = doc.source
-    if not docs:
-        raise DocumentError("no documents found in the given sources; pass .txt, .md or .jsonl files or folders")
-    return docs
+    for doc in docs:
+        owners[doc.doc_id] = doc.source or doc.doc_id
 
 
-def _read_path(path: Path) -> Iterator[Document]:
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
-        for file in files:
-            if any(part.startswith(".") for part in file.relative_to(path).parts):
-                continue  # hidden files and folders (.git, editor backups) are never documents
-            yield from _read_file(file, doc_id=file.relative_to(path).with_suffix("").as_posix())
-    elif path.is_file():
-        yield from _read_file(path, doc_id=path.stem)
-    else:
-        raise DocumentError(f"no such file or folder: {path}; check the path")
-
-
-def _read_file(path: Path, *, doc_id: str) -> Iterator[Document]:
+def _read_file(path: Path, *, doc_id: str, limit: int) -> list[Document]:
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
-        raise DocumentError(f"{path}: unsupported file type {suffix!r}; supported: {', '.join(SUPPORTED_SUFFIXES)}")
-    text = _read_text(path)
-    if suffix == ".jsonl":
-        yield from _read_jsonl(path, text)
-        return
-    title = _markdown_title(text) if suffix == ".md" else None
-    yield _checked(Document(doc_id, title or path.stem.replace("_", " ").replace("-", " "), text, str(path)))
-
-
-def _read_text(path: Path) -> str:
+        hint = "; save it as .docx" if suffix == ".doc" else ""
+        raise DocumentError(
+            f"{path}: unsupported file type {suffix or '(no extension)'!r}; "
+            f"supported: {', '.join(SUPPORTED_SUFFIXES)}{hint}"
+        )
     try:
+        size = path.stat().st_size
+        if size > limit:
+            raise DocumentError(
+                f"{path}: {size / 1024 / 1024:.1f} MB is over the {limit / 1024 / 1024:g} MB size limit; "
+                "split the file or raise the limit (max_file_mb)"
+            )
         raw = path.read_bytes()
     except OSError as exc:
         raise DocumentError(f"{path}: cannot read ({exc.strerror}); check the path and its permissions") from None
-    if b"\x00" in raw:
-        raise DocumentError(f"{path}: looks like binary data, not text; convert it to UTF-8 text first")
-    try:
-        # utf-8-sig drops a byte-order mark; newlines are normalised so offsets do not depend on the OS.
-        return raw.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
-    except UnicodeDecodeError as exc:
-        raise DocumentError(
-            f"{path}: not valid UTF-8 (byte {exc.start}); re-save the file as UTF-8"
-        ) from None
+    if not raw.strip():
+        raise DocumentError(f"{path}: the file is empty; remove it or add text")
+    if suffix == ".jsonl":
+        return _read_jsonl(path, decode_text(raw, str(path)))
+    extracted = extract(raw, suffix=suffix, name=str(path))
+    title = extracted.title or path.stem.replace("_", " ").replace("-", " ")
+    doc = Document(doc_id, title, extracted.text, str(path), pages=extracted.pages, headings=extracted.headings)
+    return [_checked(doc)]
 
 
-def _read_jsonl(path: Path, text: str) -> Iterator[Document]:
+def _read_jsonl(path: Path, text: str) -> list[Document]:
+    docs: list[Document] = []
+    lines_of: dict[str, int] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -149,24 +385,26 @@ def _read_jsonl(path: Path, text: str) -> Iterator[Document]:
         if not isinstance(record, dict):
             raise DocumentError(f"{where}: expected a JSON object with 'id' and 'text'")
         doc_id, body = record.get("id"), record.get("text")
-        if not isinstance(doc_id, (str, int)) or str(doc_id).strip() == "":
+        if not isinstance(doc_id, (str, int)) or isinstance(doc_id, bool) or str(doc_id).strip() == "":
             raise DocumentError(f"{where}: missing 'id'; every line needs an 'id' and a 'text'")
         if not isinstance(body, str):
             raise DocumentError(f"{where}: missing or non-string 'text' for id {doc_id!r}")
+        doc_id = str(doc_id)
+        if doc_id in lines_of:
+            raise DocumentError(
+                f"{where}: two documents have the id {doc_id!r} (lines {lines_of[doc_id]} and {number}); "
+                "give each line a distinct id"
+            )
+        lines_of[doc_id] = number
         title = record.get("title")
-        yield _checked(Document(str(doc_id), str(title) if title else str(doc_id), body, where))
-
-
-def _markdown_title(text: str) -> str | None:
-    for line in text.splitlines():
-        if line.startswith("# "):
-            return line[2:].strip() or None
-    return None
+        docs.append(_checked(Document(doc_id, str(title) if title else doc_id, body, where)))
+    return docs
 
 
 def _checked(doc: Document) -> Document:
+    where = f"{doc.source}: " if doc.source else ""
     if not doc.doc_id or doc.doc_id != doc.doc_id.strip():
-        raise DocumentError(f"invalid document id {doc.doc_id!r}: it must be non-empty without outer spaces")
+        raise DocumentError(f"{where}invalid document id {doc.doc_id!r}: it must be non-empty without outer spaces")
     if not doc.text.strip():
-        raise DocumentError(f"document {doc.doc_id!r} ({doc.source}) is empty; remove it or add text")
+        raise DocumentError(f"{where}document {doc.doc_id!r} is empty (no text); remove it or add text")
     return doc

@@ -27,7 +27,7 @@ import shutil
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,10 +36,10 @@ import numpy as np
 
 from . import sentences as _sentences
 from .config import Settings, get_settings
-from .documents import Document, content_hash, load_sources
+from .documents import Document, SourceFailure, content_hash, load_sources, read_sources
 from .errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError, QAError
 from .lexical import TOKENIZER, Lexical
-from .ranking import duplicate_key, fuse, top_unique
+from .ranking import duplicate_key, fuse, text_key, top_unique
 
 if TYPE_CHECKING:
     import faiss
@@ -51,7 +51,7 @@ __all__ = ["FORMAT_VERSION", "DocumentInfo", "Index", "Passage"]
 log = logging.getLogger(__name__)
 
 #: Bump when the on-disk layout or the meaning of stored vectors changes; older indexes are then rebuilt.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 CONTEXT_VECTORS = "context.faiss"
@@ -84,10 +84,32 @@ class Passage:
     context: str
     context_start: int
     context_end: int
+    page: int | None = None
+    """1-based page the sentence starts on (documents with pages, such as PDFs)."""
+    heading: str | None = None
+    """The heading the sentence sits under (Markdown, HTML, Word), if any."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class IndexUpdate:
+    """What :meth:`Index.update` did. ``index`` is the updated index (saved, when the old one had a path)."""
+
+    index: Index
+    added: list[str]
+    replaced: list[str]
+    unchanged: list[str]
+    removed: list[str]
+    failures: list[SourceFailure]
+    embedded: int
+    """Texts (sentences and windows) that went through the model; the rest came from the cache."""
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.replaced or self.removed)
 
 
 @dataclass(frozen=True)
@@ -201,6 +223,7 @@ class Index:
         *,
         settings: Settings | None = None,
         progress: bool | None = None,
+        spans: Mapping[str, Sequence[tuple[int, int]]] | None = None,
     ) -> Index:
         """Read, split and embed ``sources``; save atomically to ``path`` when given.
 
@@ -209,22 +232,67 @@ class Index:
             path: directory to save to; an existing index there is replaced only once the new one is complete.
             settings: model and batch settings (default: from the environment).
             progress: show a progress bar (``None``: only on a terminal for long runs).
+            spans: sentence spans to use instead of the segmenter, by document id (to evaluate under a fixed
+                segmentation such as ReQA's); such an index records segmenter ``given`` and is for in-memory
+                use: loading it back is refused.
         """
-        from .embedding import get_encoder
-
         s = settings or get_settings()
         docs = load_sources(sources)
-        encoder = get_encoder(s)
-        spans_per_doc = [_sentences.split(d.text) for d in docs]
-        sentences, windows = _sentence_texts(docs, spans_per_doc)
-        log.info("embedding %d sentences and their windows from %d documents", len(sentences), len(docs))
-        # One call for both channels: a single progress bar, and batches stay full.
-        show = s.progress if progress is None else progress
-        vectors = encoder.encode_documents(sentences + windows, progress=show)
-        index = cls._assemble(docs, spans_per_doc, sentences, windows, vectors, encoder, s)
+        spans_per_doc = None if spans is None else [[(int(a), int(b)) for a, b in spans[d.doc_id]] for d in docs]
+        index, _ = cls._from_documents(docs, settings=s, progress=progress, spans_per_doc=spans_per_doc)
+        if spans is not None:
+            index.manifest["segmenter"] = {"name": "given"}
         if path is not None:
             index.save(path)
         return index
+
+    @classmethod
+    def _from_documents(
+        cls,
+        docs: Sequence[Document],
+        *,
+        settings: Settings,
+        progress: bool | None,
+        spans_per_doc: Sequence[Sequence[tuple[int, int]]] | None = None,
+        cache: Index | None = None,
+    ) -> tuple[Index, int]:
+        """Split, embed (reusing ``cache``'s vectors for identical texts) and assemble; returns (index, embedded)."""
+        from .embedding import get_encoder
+
+        encoder = get_encoder(settings)
+        if spans_per_doc is None:
+            spans_per_doc = [_sentences.split(d.text) for d in docs]
+        sentences, windows = _sentence_texts(docs, spans_per_doc)
+        texts = sentences + windows
+        keys = [text_key(t) for t in texts]
+        vectors = np.zeros((len(texts), encoder.dimension), dtype=np.float32)
+        cached = cache._cached_vectors(keys, len(sentences)) if cache is not None else {}
+        missing = [i for i in range(len(texts)) if i not in cached]
+        for i, vector in cached.items():
+            vectors[i] = vector
+        log.info("embedding %d texts (%d reused) from %d documents", len(missing), len(cached), len(docs))
+        # One call for both channels: a single progress bar, and batches stay full.
+        show = settings.progress if progress is None else progress
+        if missing:
+            vectors[missing] = encoder.encode_documents([texts[i] for i in missing], progress=show)
+        index = cls._assemble(docs, spans_per_doc, sentences, windows, vectors, encoder, settings, keys)
+        return index, len(missing)
+
+    def _cached_vectors(self, keys: Sequence[int], n_sentences: int) -> dict[int, np.ndarray]:
+        """Vectors this index already holds for texts with the given keys (sentences first, then windows)."""
+        with self._db_lock:
+            table = self._db.execute("SELECT row, text_key, window_key FROM sentences").fetchall()
+        by_sentence = {k: r for r, k, _ in table}
+        by_window = {k: r for r, _, k in table}
+        found: dict[int, np.ndarray] = {}
+        for channel, lookup, offset, stop in (("dense", by_sentence, 0, n_sentences),
+                                              ("dense_context", by_window, n_sentences, len(keys))):
+            hits = [(i, lookup[keys[i]]) for i in range(offset, stop) if keys[i] in lookup]
+            if hits:
+                rows = np.asarray([r for _, r in hits], dtype=np.int64)
+                for (i, _), vector in zip(hits, self._dense[channel].reconstruct_batch(rows), strict=True):
+                    found[i] = vector
+        return found
 
     @classmethod
     def _assemble(
@@ -236,6 +304,7 @@ class Index:
         vectors: np.ndarray,
         encoder: Encoder,
         settings: Settings,
+        keys: Sequence[int],
     ) -> Index:
         import faiss
 
@@ -254,9 +323,15 @@ class Index:
                 (i, doc.doc_id, doc.title, doc.source, doc.sha256, doc.text, row, len(spans)),
             )
             db.executemany(
-                "INSERT INTO sentences VALUES (?, ?, ?, ?, ?, ?)",
-                [(row + j, i, j, a, b, duplicate_key(sentences[row + j])) for j, (a, b) in enumerate(spans)],
+                "INSERT INTO sentences VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (row + j, i, j, a, b, duplicate_key(sentences[row + j]), keys[row + j], keys[n + row + j])
+                    for j, (a, b) in enumerate(spans)
+                ],
             )
+            db.executemany("INSERT INTO pages VALUES (?, ?, ?)",
+                           [(i, number, start) for number, start in enumerate(doc.pages, start=1)])
+            db.executemany("INSERT INTO headings VALUES (?, ?, ?)", [(i, start, text) for start, text in doc.headings])
             row += len(spans)
             doc_entries.append({"doc_id": doc.doc_id, "sha256": doc.sha256, "sentences": len(spans)})
         db.commit()
@@ -485,6 +560,7 @@ class Index:
         context_start = int(self._spans[max(first, row - c), 0])
         context_end = int(self._spans[min(last, row + c), 1])
         window = self._text_slice(d, context_start, context_end)
+        page, heading = self._place(d, start)
         a, b = start - context_start, end - context_start
         return Passage(
             text=window[a:b],
@@ -497,7 +573,93 @@ class Index:
             context=window,
             context_start=context_start,
             context_end=context_end,
+            page=page,
+            heading=heading,
         )
+
+    def _place(self, doc: int, offset: int) -> tuple[int | None, str | None]:
+        """Page number and heading at ``offset`` of document ``doc``."""
+        with self._db_lock:
+            page = self._db.execute(
+                "SELECT number FROM pages WHERE doc_idx = ? AND start <= ? ORDER BY start DESC LIMIT 1", (doc, offset)
+            ).fetchone()
+            heading = self._db.execute(
+                "SELECT text FROM headings WHERE doc_idx = ? AND start <= ? ORDER BY start DESC LIMIT 1", (doc, offset)
+            ).fetchone()
+        return (int(page[0]) if page else None), (str(heading[0]) if heading else None)
+
+    def document(self, doc_id: str) -> Document:
+        """The full stored document (text, pages, headings) as it was indexed."""
+        i = self._doc_index.get(doc_id)
+        if i is None:
+            raise QAError(f"unknown document id {doc_id!r}")
+        info = self._docs[i]
+        with self._db_lock:
+            (text,) = self._db.execute("SELECT text FROM documents WHERE idx = ?", (i,)).fetchone()
+            pages = self._db.execute("SELECT start FROM pages WHERE doc_idx = ? ORDER BY number", (i,)).fetchall()
+            heads = self._db.execute(
+                "SELECT start, text FROM headings WHERE doc_idx = ? ORDER BY start", (i,)
+            ).fetchall()
+        return Document(info.doc_id, info.title, str(text), info.source,
+                        pages=tuple(int(p) for (p,) in pages), headings=tuple((int(a), str(t)) for a, t in heads))
+
+    # ------------------------------------------------------------------ updating
+
+    def update(
+        self,
+        *,
+        add: Iterable[str | Path | Document] = (),
+        remove: Iterable[str] = (),
+        progress: bool | None = None,
+        max_bytes: int | None = None,
+    ) -> IndexUpdate:
+        """Add, replace and remove documents; returns the new index and what changed.
+
+        A document whose id is already indexed replaces it when its content changed and is skipped when it did
+        not (same SHA-256: no model time). Sentences whose text the index already holds reuse their vectors.
+        Files that cannot be read are reported in ``failures``; the others are still indexed. When this index
+        was loaded from (or saved to) a path, the new one is saved there atomically; this object is unchanged,
+        so searches already running keep a consistent view.
+
+        Example:
+            >>> import qa
+            >>> idx = qa.Index.build([qa.Document("a", "A", "Cats purr.")])
+            >>> up = idx.update(add=[qa.Document("b", "B", "Dogs bark.")])
+            >>> up.added, [d.doc_id for d in up.index.documents]
+            (['b'], ['a', 'b'])
+        """
+        read = read_sources(add, max_bytes=max_bytes)
+        failures = list(read.failures)
+        incoming = {d.doc_id: d for d in read.documents}
+        removing = set()
+        for doc_id in remove:
+            if doc_id in self._doc_index:
+                removing.add(doc_id)
+            else:
+                failures.append(SourceFailure(doc_id, f"no document with id {doc_id!r} in this index"))
+        added, replaced, unchanged, removed = [], [], [], []
+        docs: list[Document] = []
+        for info in self._docs:
+            if info.doc_id in removing:
+                removed.append(info.doc_id)
+            elif info.doc_id in incoming and incoming[info.doc_id].sha256 != info.sha256:
+                replaced.append(info.doc_id)
+                docs.append(incoming.pop(info.doc_id))
+            else:
+                if incoming.pop(info.doc_id, None) is not None:
+                    unchanged.append(info.doc_id)
+                docs.append(self.document(info.doc_id))
+        for doc_id, doc in incoming.items():
+            added.append(doc_id)
+            docs.append(doc)
+        if not (added or replaced or removed):
+            return IndexUpdate(self, added, replaced, unchanged, removed, failures, 0)
+        if not docs:
+            raise QAError("removing these documents would leave the index empty; delete the index folder instead")
+        index, embedded = Index._from_documents(docs, settings=self.settings, progress=progress, cache=self)
+        if self.path is not None:
+            index.save(self.path)
+        return IndexUpdate(index, added, replaced, unchanged, removed, failures, embedded)
 
     def document_text(self, doc_id: str) -> str:
         """The full stored text of a document (what offsets refer to)."""
@@ -529,8 +691,13 @@ def _create_schema(db: sqlite3.Connection) -> None:
         );
         CREATE TABLE sentences (
             row INTEGER PRIMARY KEY, doc_idx INTEGER NOT NULL, position INTEGER NOT NULL,
-            start INTEGER NOT NULL, end INTEGER NOT NULL, dup_key INTEGER NOT NULL
+            start INTEGER NOT NULL, end INTEGER NOT NULL, dup_key INTEGER NOT NULL,
+            text_key INTEGER NOT NULL, window_key INTEGER NOT NULL
         );
+        CREATE TABLE pages (doc_idx INTEGER NOT NULL, number INTEGER NOT NULL, start INTEGER NOT NULL);
+        CREATE TABLE headings (doc_idx INTEGER NOT NULL, start INTEGER NOT NULL, text TEXT NOT NULL);
+        CREATE INDEX pages_doc ON pages (doc_idx, start);
+        CREATE INDEX headings_doc ON headings (doc_idx, start);
         """
     )
 

@@ -43,6 +43,11 @@ def duplicate_key(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(normal.encode("utf-8"), digest_size=8).digest(), "big") >> 1
 
 
+def text_key(text: str) -> int:
+    """A 63-bit key of the exact text (the embedding cache's key: any change of a character changes it)."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big") >> 1
+
+
 def top_unique(rows: np.ndarray, scores: np.ndarray, keys: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` best ``rows`` by ``scores``, keeping only the best-scoring row of each duplicate ``key``.
 

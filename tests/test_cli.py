@@ -109,3 +109,34 @@ def test_help_is_instant_and_lists_commands() -> None:
     heavy = "('torch', 'gradio', 'sentence_transformers')"
     code = f"import sys, qa.cli; qa.cli._parser(); print(sorted(m for m in {heavy} if m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "[]"
+
+
+def test_index_add_remove_list_round_trip(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "one.txt").write_text("The first note is about apples.", encoding="utf-8")
+    out = tmp_path / "idx"
+    assert run("index", "build", "--out", str(out), str(docs)).returncode == 0
+    (docs / "two.md").write_text("# Pears\n\nPears ripen after picking.", encoding="utf-8")
+    proc = run("index", "add", str(out), str(docs))
+    assert proc.returncode == 0, proc.stderr
+    assert "added 1, replaced 0, unchanged 1" in proc.stdout
+    listed = json.loads(run("index", "list", str(out), "--json").stdout)
+    assert [d["doc_id"] for d in listed] == ["one", "two"]
+    proc = run("index", "remove", str(out), "one")
+    assert proc.returncode == 0 and "removed 1" in proc.stdout
+    assert [d["doc_id"] for d in json.loads(run("index", "list", str(out), "--json").stdout)] == ["two"]
+
+
+def test_failed_files_are_listed_and_the_rest_indexed_with_exit_code_2(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "good.txt").write_text("Good text about rivers.", encoding="utf-8")
+    (docs / "empty.txt").write_text("", encoding="utf-8")
+    (docs / "bad.txt").write_bytes(b"\xff\xfe\xfa")
+    proc = run("index", "build", "--out", str(tmp_path / "idx"), str(docs))
+    assert proc.returncode == 2
+    assert "indexed 1 documents" in proc.stdout
+    errors = proc.stderr.strip().splitlines()
+    assert len(errors) == 2 and all(line.startswith("qa: error: ") for line in errors)
+    assert any("empty.txt" in line for line in errors) and any("bad.txt" in line for line in errors)

@@ -203,3 +203,88 @@ qa.Index.build([qa.Document("new", "New", "A brand new document.")], {str(path)!
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=300)
     assert proc.returncode == -9, proc.stderr.decode()
     assert [d.doc_id for d in qa.Index.load(path).documents] == ["cats", "dogs", "space"]
+
+
+# ---------------------------------------------------------------------- incremental updates
+
+BASE = [
+    qa.Document("a", "A", "Cats purr when content. They sleep a lot.\nCats hunt mice at night."),
+    qa.Document("b", "B", "Dogs bark at strangers. Dogs fetch sticks."),
+]
+QUESTIONS = ["What do dogs fetch?", "When do cats hunt?", "Which birds sing at dawn?"]
+
+
+def _same_results(one: qa.Index, other: qa.Index) -> None:
+    assert [d.doc_id for d in one.documents] == [d.doc_id for d in other.documents]
+    for question in QUESTIONS:
+        got, want = one.search(question, k=4), other.search(question, k=4)
+        def places(passages: list[qa.Passage]) -> list[tuple[str, int, int, int]]:
+            return [(p.doc_id, p.sentence, p.start, p.end) for p in passages]
+
+        assert places(got) == places(want)
+        assert [p.score for p in got] == pytest.approx([p.score for p in want], abs=1e-4)
+
+
+def test_add_replace_remove_round_trip_equals_a_fresh_build(tmp_path: Path) -> None:
+    index = qa.Index.build(BASE, tmp_path / "idx")
+    changed_b = qa.Document("b", "B", "Dogs bark at strangers. Dogs fetch sticks and balls.")
+    birds = qa.Document("c", "C", "Birds sing at dawn.")
+    up = index.update(add=[changed_b, birds, BASE[0]])
+    assert (up.added, up.replaced, up.unchanged, up.removed) == (["c"], ["b"], ["a"], [])
+    # only the changed sentence, b's two windows and c's sentence and window went through the model
+    assert up.embedded == 5
+    _same_results(up.index, qa.Index.build([BASE[0], changed_b, birds]))
+    _same_results(qa.Index.load(tmp_path / "idx"), up.index)  # saved in place
+
+    gone = up.index.update(remove=["a"])
+    assert gone.removed == ["a"] and gone.embedded == 0
+    _same_results(gone.index, qa.Index.build([changed_b, birds]))
+
+
+def test_re_adding_unchanged_documents_costs_no_model_time(tmp_path: Path) -> None:
+    index = qa.Index.build(BASE, tmp_path / "idx")
+    created = json.loads((tmp_path / "idx" / MANIFEST).read_text())["created"]
+    up = index.update(add=BASE)
+    assert up.unchanged == ["a", "b"] and not up.changed and up.embedded == 0
+    assert up.index is index
+    assert json.loads((tmp_path / "idx" / MANIFEST).read_text())["created"] == created, "nothing was rewritten"
+
+
+def test_update_reports_bad_sources_and_still_adds_the_rest(tmp_path: Path) -> None:
+    index = qa.Index.build(BASE)
+    (tmp_path / "good.txt").write_text("Owls hunt at night.", encoding="utf-8")
+    (tmp_path / "empty.txt").write_text("   ", encoding="utf-8")
+    up = index.update(add=[tmp_path / "good.txt", tmp_path / "empty.txt"], remove=["nope"])
+    assert up.added == ["good"]
+    reasons = {Path(f.source).name: f.reason for f in up.failures}
+    assert "empty" in reasons["empty.txt"]
+    assert "no document with id 'nope'" in reasons["nope"]
+
+
+def test_updated_index_keeps_the_old_object_searchable(tmp_path: Path) -> None:
+    index = qa.Index.build(BASE, tmp_path / "idx")
+    before = index.search("What do dogs fetch?", k=2)
+    index.update(remove=["b"])
+    assert index.search("What do dogs fetch?", k=2) == before, "a running search keeps its consistent view"
+
+
+def test_killed_add_leaves_the_previous_index_loadable(tmp_path: Path) -> None:
+    """SIGKILL a real `qa index add` once it starts writing the new index: the old one stays whole."""
+    path = tmp_path / "idx"
+    qa.Index.build(BASE, path)
+    (tmp_path / "new.txt").write_text("Parrots can talk.", encoding="utf-8")
+    script = f"""
+import os, signal, sys
+import qa.index as qi
+real = qi._fsync
+def die(p):
+    real(p)
+    if p.name == {META!r}:
+        os.kill(os.getpid(), signal.SIGKILL)
+qi._fsync = die
+from qa.cli import main
+sys.exit(main(["index", "add", {str(path)!r}, {str(tmp_path / "new.txt")!r}]))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr.decode()
+    assert [d.doc_id for d in qa.Index.load(path).documents] == ["a", "b"]
