@@ -11,7 +11,17 @@ from __future__ import annotations
 
 from .answer import Answer, answer
 from .config import Settings, get_settings
-from .documents import Document, ReadReport, SourceFailure, default_document, load_sources, read_sources
+from .documents import (
+    Document,
+    ReadReport,
+    SourceFailure,
+    default_document,
+    heading_at,
+    load_sources,
+    page_at,
+    read_sources,
+    safe_filename,
+)
 from .errors import (
     ConfigError,
     DocumentError,
@@ -51,8 +61,11 @@ __all__ = [
     "default_document",
     "default_index_path",
     "get_settings",
+    "heading_at",
     "load_sources",
     "open_index",
+    "page_at",
     "read_sources",
     "retrieve",
+    "safe_filename",
 ]

@@ -15,7 +15,7 @@ from typing import Any
 
 from .config import Settings, get_settings
 from .index import Index, Passage
-from .retrieval import retrieve
+from .retrieval import check_k, retrieve
 
 __all__ = ["NOT_FOUND", "Answer", "answer"]
 
@@ -85,5 +85,6 @@ def answer(
         (True, True, True)
     """
     s = settings or get_settings()
+    k = check_k(k)
     passages = retrieve(question, k=max(k or s.k, s.answer_sentences), index=index, docs=docs, settings=s)
     return compose(question.strip(), passages, s)

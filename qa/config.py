@@ -15,9 +15,11 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["DEFAULT_MODEL", "Settings", "default_index_root", "get_settings"]
+__all__ = ["BACKENDS", "DEFAULT_MODEL", "Settings", "default_index_root", "get_settings"]
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+#: Ways to run the model: PyTorch, or an ONNX export of it under ONNX Runtime (float32 or int8 weights).
+BACKENDS = ("torch", "onnx", "onnx-int8")
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -70,10 +72,20 @@ class Settings:
     """A further sentence joins the answer only if its score is within this margin of the best one."""
     context: int = 1
     """Neighbouring sentences shown on each side of a cited sentence."""
+    index_type: str = "auto"
+    """FAISS index for the vectors: ``flat`` (exact), ``ivf`` (clustered, 8-bit codes) or ``auto`` (by size)."""
+    exact_limit: int = 20_000
+    """With ``index_type=auto``, indexes up to this many sentences are exact (flat)."""
+    nprobe: int = 0
+    """Clusters an ``ivf`` index scans per query (0: chosen by size for recall@10 >= 0.95)."""
     batch_size: int = 64
     """Sentences per forward pass when embedding."""
     device: str = "cpu"
     """Torch device for the model."""
+    backend: str = "torch"
+    """How the model runs: ``torch``, ``onnx`` (ONNX Runtime) or ``onnx-int8`` (ONNX Runtime, int8 weights)."""
+    model_cache_dir: Path | None = None
+    """Folder for the ONNX exports of the model (``None``: ``qa/onnx`` in the user's cache folder)."""
     max_file_mb: float = 50.0
     """Files larger than this are refused when indexing (uploads included)."""
     max_question_chars: int = 2000
@@ -169,8 +181,15 @@ def _validated(s: Settings) -> Settings:
         (-1.0 <= s.min_score <= 1.0, f"min_score={s.min_score} must be between -1 and 1"),
         (0 < s.port < 65536, f"port={s.port} must be between 1 and 65535"),
         (min(s.weights.values()) >= 0 < sum(s.weights.values()), f"weights {s.weights} must be >= 0, not all 0"),
+        (s.index_type in {"auto", "flat", "ivf"}, f"index_type={s.index_type!r} must be auto, flat or ivf"),
+        (s.exact_limit >= 0 and s.nprobe >= 0, "exact_limit and nprobe must be 0 or more"),
         (s.max_file_mb > 0, f"max_file_mb={s.max_file_mb} must be positive"),
         (s.concurrency >= 1, f"concurrency={s.concurrency} must be at least 1"),
+        (s.backend in BACKENDS, f"backend={s.backend!r} must be one of {', '.join(BACKENDS)}"),
+        (
+            s.backend == "torch" or s.device == "cpu",
+            f"backend={s.backend} runs on the CPU only; use backend=torch with device={s.device}",
+        ),
         (bool(s.model.strip()), "model must not be empty"),
     ]
     for ok, message in checks:

@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from importlib import resources
 from pathlib import Path, PurePosixPath
@@ -71,7 +71,7 @@ class Document:
     """Where the document came from (a file path), for display only."""
     pages: tuple[int, ...] = ()
     """The offset in ``text`` where each page starts (page n starts at ``pages[n - 1]``); empty without pages."""
-    headings: tuple[tuple[int, str], ...] = field(default=())
+    headings: tuple[tuple[int, str], ...] = ()
     """``(offset, heading)`` pairs sorted by offset: the heading's section starts at ``offset`` in ``text``."""
 
     @property
@@ -253,6 +253,8 @@ def read_sources(
         >>> [d.doc_id for d in report.documents], [f.source for f in report.failures]
         (['a'], ['b'])
     """
+    include = [include] if isinstance(include, str) else include  # one pattern given bare, not a list
+    exclude = [exclude] if isinstance(exclude, str) else exclude
     limit = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
     if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
         raise ConfigError(f"max_bytes must be a positive number of bytes, got {max_bytes!r}")
@@ -265,6 +267,10 @@ def read_sources(
             _claim_ids(docs, owners, source)
         except DocumentError as exc:
             failures.append(SourceFailure(source, str(exc)))
+            continue
+        except Exception as exc:  # noqa: BLE001 - one file's unexpected failure must not lose the others
+            reason = f"{source}: could not be read ({type(exc).__name__}: {exc}); please report this file's problem"
+            failures.append(SourceFailure(source, reason))
             continue
         documents.extend(docs)
     return ReadReport(documents, failures)
@@ -281,9 +287,12 @@ def _units(
             continue
         path = Path(source)
         if path.is_dir():
-            for file, rel in _folder_files(path, include=include, exclude=exclude):
+            files, unlisted = _folder_files(path, include=include, exclude=exclude)
+            for file, rel in files:
                 doc_id = PurePosixPath(rel).with_suffix("").as_posix()
                 yield str(file), partial(_read_file, file, doc_id=doc_id, limit=limit)
+            for where, reason in unlisted:
+                yield where, partial(_fail, reason)
         elif path.is_file():
             yield str(path), partial(_read_file, path, doc_id=path.stem, limit=limit)
         else:
@@ -298,12 +307,27 @@ def _missing(path: Path) -> list[Document]:
     raise DocumentError(f"no such file or folder: {path}; check the path")
 
 
+def _fail(reason: str) -> list[Document]:
+    raise DocumentError(reason)
+
+
 def _folder_files(
     folder: Path, *, include: Sequence[str] | None, exclude: Sequence[str] | None
-) -> list[tuple[Path, str]]:
-    """The supported, non-hidden files under ``folder`` passing the patterns, as (path, relative POSIX path)."""
+) -> tuple[list[tuple[Path, str]], list[tuple[str, str]]]:
+    """The files of a folder to read, and the sub-folders that could not be listed.
+
+    Returns:
+        The supported, non-hidden files under ``folder`` that pass the patterns, as (path, relative POSIX path)
+        sorted by relative path; and (folder, reason) for each folder that could not be listed.
+    """
     found: list[tuple[Path, str]] = []
-    for root, dirs, files in os.walk(folder):
+    unlisted: list[tuple[str, str]] = []
+
+    def failed(exc: OSError) -> None:
+        where = exc.filename or folder
+        unlisted.append((str(where), f"{where}: cannot list this folder ({exc.strerror}); check its permissions"))
+
+    for root, dirs, files in os.walk(folder, onerror=failed):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # hidden folders (.git) are never read
         for name in files:
             if name.startswith(".") or Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
@@ -316,7 +340,7 @@ def _folder_files(
                 continue
             if file.is_file():
                 found.append((file, rel))
-    return sorted(found, key=lambda pair: pair[1])
+    return sorted(found, key=lambda pair: pair[1]), unlisted
 
 
 def _matches(rel: str, pattern: str) -> bool:
@@ -374,7 +398,9 @@ def _read_file(path: Path, *, doc_id: str, limit: int) -> list[Document]:
 def _read_jsonl(path: Path, text: str) -> list[Document]:
     docs: list[Document] = []
     lines_of: dict[str, int] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Lines end at "\n" only: str.splitlines would also cut at U+2028, U+0085 and other characters that JSON
+    # strings may hold unescaped (json.dumps(..., ensure_ascii=False) writes them as they are).
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         where = f"{path}:{number}"
@@ -403,8 +429,30 @@ def _read_jsonl(path: Path, text: str) -> list[Document]:
 
 def _checked(doc: Document) -> Document:
     where = f"{doc.source}: " if doc.source else ""
+    for name, value in (("id", doc.doc_id), ("title", doc.title), ("text", doc.text)):
+        _check_characters(value, f"{where}the {name} of document {doc.doc_id!r}")
     if not doc.doc_id or doc.doc_id != doc.doc_id.strip():
         raise DocumentError(f"{where}invalid document id {doc.doc_id!r}: it must be non-empty without outer spaces")
     if not doc.text.strip():
         raise DocumentError(f"{where}document {doc.doc_id!r} is empty (no text); remove it or add text")
     return doc
+
+
+def _check_characters(value: str, what: str) -> None:
+    """Refuse characters that an index cannot store faithfully.
+
+    NUL is refused because SQLite's text functions stop at it, so citations after it would be cut short; lone
+    surrogates because they are not Unicode text and cannot be encoded as UTF-8.
+
+    Raises:
+        DocumentError: ``value`` holds such a character; the message names ``what`` and the position.
+    """
+    if "\x00" in value:
+        raise DocumentError(f"{what} holds a NUL character at position {value.index(chr(0))}; remove it (binary data?)")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise DocumentError(
+            f"{what} holds a lone surrogate {value[exc.start]!r} at position {exc.start}, which is not Unicode "
+            "text; fix the encoding of the source"
+        ) from None

@@ -169,6 +169,8 @@ class Index:
         self.path = path
         self.settings = settings
         self._dense = {"dense": dense, "dense_context": dense_context}
+        for vectors in self._dense.values():
+            set_nprobe(vectors, settings.nprobe)
         self._lexical = {"bm25": bm25, "bm25_context": bm25_context}
         self._db = db
         self._db_lock = threading.Lock()
@@ -306,12 +308,10 @@ class Index:
         settings: Settings,
         keys: Sequence[int],
     ) -> Index:
-        import faiss
 
         n = len(sentences)
-        dense, dense_context = faiss.IndexFlatIP(encoder.dimension), faiss.IndexFlatIP(encoder.dimension)
-        dense.add(vectors[:n])
-        dense_context.add(vectors[n:])
+        dense = vector_index(vectors[:n], kind=settings.index_type, exact_limit=settings.exact_limit)
+        dense_context = vector_index(vectors[n:], kind=settings.index_type, exact_limit=settings.exact_limit)
         titles = [doc.title for doc, spans in zip(docs, spans_per_doc, strict=True) for _ in spans]
         db = sqlite3.connect(":memory:", check_same_thread=False)
         _create_schema(db)
@@ -346,8 +346,8 @@ class Index:
             "segmenter": _sentences.SEGMENTER,
             "lexical": TOKENIZER,
             "channels": {
-                "dense": {"file": VECTORS, "text": "sentence", "faiss": "IndexFlatIP"},
-                "dense_context": {"file": CONTEXT_VECTORS, "text": window_text, "faiss": "IndexFlatIP"},
+                "dense": {"file": VECTORS, "text": "sentence", "faiss": describe(dense)},
+                "dense_context": {"file": CONTEXT_VECTORS, "text": window_text, "faiss": describe(dense_context)},
                 "bm25": {"file": BM25, "text": "title sentence"},
                 "bm25_context": {"file": BM25_CONTEXT, "text": window_text},
             },
@@ -529,9 +529,14 @@ class Index:
         """
         import faiss
 
-        params = None
+        params: Any = None
         if allowed is not None:
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))  # type: ignore[call-arg]
+            selector = faiss.IDSelectorBatch(allowed)
+            ivf = _ivf(self._dense[channel])
+            if ivf is not None:  # an IVF index needs its own parameter type, or it forgets its nprobe
+                params = faiss.SearchParametersIVF(sel=selector, nprobe=ivf.nprobe)  # type: ignore[call-arg]
+            else:
+                params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         scores, rows = self._dense[channel].search(queries, k, params=params)
         return scores, rows
@@ -700,6 +705,64 @@ def _create_schema(db: sqlite3.Connection) -> None:
         CREATE INDEX headings_doc ON headings (doc_idx, start);
         """
     )
+
+
+def vector_index(vectors: np.ndarray, *, kind: str = "auto", exact_limit: int = 20_000) -> faiss.Index:
+    """A FAISS inner-product index over unit ``vectors``, of the kind that suits their number.
+
+    ``flat`` is exact brute force: the best up to ``exact_limit`` vectors (``auto``), where a scan still takes a
+    few milliseconds. Beyond that ``ivf`` clusters the vectors (4·√n inverted lists, k-means on a sample) and
+    stores each as 8-bit scalar-quantised codes: a query scans only the ``nprobe`` nearest lists, and a vector
+    takes a quarter of the memory. Reconstructed vectors (used to score candidates) are then approximate.
+    """
+    import faiss
+
+    n, dim = vectors.shape
+    if kind == "auto":
+        kind = "flat" if n <= exact_limit else "ivf"
+    if kind == "flat":
+        flat = faiss.IndexFlatIP(dim)
+        flat.add(vectors)
+        return flat
+    nlist = int(min(65536, max(16, 4 * np.sqrt(max(n, 1)))))
+    quantizer = faiss.IndexFlatIP(dim)
+    ivf = faiss.IndexIVFScalarQuantizer(
+        quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+    )
+    # k-means needs a few dozen points a list to be stable; more points and iterations only slow the build.
+    sample = vectors if n <= 32 * nlist else vectors[np.random.default_rng(0).choice(n, 32 * nlist, replace=False)]
+    ivf.cp.niter = 10
+    ivf.train(np.ascontiguousarray(sample))
+    ivf.add(vectors)
+    ivf.make_direct_map()  # lets reconstruct_batch find a vector by row, to score candidates
+    ivf.nprobe = default_nprobe(nlist)
+    return ivf
+
+
+def default_nprobe(nlist: int) -> int:
+    """Lists scanned per query: enough for recall@10 >= 0.95 against exact search (benchmarks/scale.py)."""
+    return int(min(nlist, max(16, nlist // 16)))
+
+
+def _ivf(index: faiss.Index) -> Any:
+    import faiss
+
+    try:
+        return faiss.extract_index_ivf(index)
+    except RuntimeError:
+        return None
+
+
+def set_nprobe(index: faiss.Index, nprobe: int) -> None:
+    """Apply the ``nprobe`` setting (0: the default for the index's size) to an IVF index; others ignore it."""
+    ivf = _ivf(index)
+    if ivf is not None:
+        ivf.nprobe = nprobe if nprobe > 0 else default_nprobe(ivf.nlist)
+
+
+def describe(index: faiss.Index) -> str:
+    ivf = _ivf(index)
+    return "IndexFlatIP" if ivf is None else f"IVF{ivf.nlist},SQ8"
 
 
 def _sentence_texts(

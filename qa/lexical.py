@@ -10,6 +10,7 @@ A question about things the documents never mention ("population") therefore sco
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Sequence
 from functools import lru_cache
@@ -25,6 +26,14 @@ B = 0.75
 _WORD = re.compile(r"\w+")
 #: Recorded in manifests: a change of tokenisation means a rebuild.
 TOKENIZER = {"words": r"\w+ lower-cased", "stopwords": "bm25s en", "stemmer": "snowball english", "k1": K1, "b": B}
+
+
+def _bm25s() -> Any:
+    import bm25s
+
+    # bm25s sets its logger to DEBUG at import, which would print on every build.
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
 
 
 @lru_cache(maxsize=1)
@@ -69,7 +78,7 @@ class Lexical:
 
     @classmethod
     def build(cls, texts: Sequence[str]) -> Lexical:
-        import bm25s
+        bm25s = _bm25s()
 
         retriever = bm25s.BM25(k1=K1, b=B)
         # bm25s needs at least one token per text; an empty string token matches no query word.
@@ -82,7 +91,7 @@ class Lexical:
 
     @classmethod
     def load(cls, folder: Path) -> Lexical:
-        import bm25s
+        bm25s = _bm25s()
 
         params = json.loads((folder / "params.index.json").read_text(encoding="utf-8"))
         if params.get("k1") != K1 or params.get("b") != B:

@@ -6,10 +6,13 @@ It is built on first use and rebuilt by itself when the article, the model or th
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .config import Settings, get_settings
 from .documents import default_document
@@ -20,7 +23,9 @@ __all__ = ["check_question", "default_index_path", "open_index", "retrieve"]
 
 log = logging.getLogger(__name__)
 
-_open: dict[tuple[str, str, str], Index] = {}
+#: The loaded index of each (path, model), with the stamp of the manifest it was loaded from: one per path, so a
+#: long-running process that sees many rebuilds keeps only the newest in memory.
+_open: dict[tuple[str, str], tuple[str, Index]] = {}
 _open_lock = threading.Lock()
 
 
@@ -29,12 +34,34 @@ def default_index_path(settings: Settings | None = None) -> Path:
     return (settings or get_settings()).index_root / "default"
 
 
+def _stamp(manifest: dict[str, Any]) -> str:
+    """A fingerprint of a manifest's whole content.
+
+    A save replaces the whole directory, and the manifest lists the SHA-256 of every file, so equal stamps mean
+    equal index files. (The creation time alone is not enough: it has one-second resolution, and saving the same
+    built index twice repeats it.)
+    """
+    canonical = json.dumps(manifest, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def _manifest_stamp(path: Path) -> str:
-    # A save replaces the whole directory, so the manifest's creation time identifies the version on disk.
     try:
-        return str(read_manifest(path).get("created", ""))
+        return _stamp(read_manifest(path))
     except QAError:
         return ""
+
+
+def _cached(key: tuple[str, str], stamp: str) -> Index | None:
+    entry = _open.get(key)
+    return entry[1] if entry is not None and entry[0] == stamp else None
+
+
+def _remember(key: tuple[str, str], index: Index) -> Index:
+    # Keyed by the manifest the index was actually loaded from: if a save landed between reading the stamp and
+    # loading, the newer index is filed under its own stamp, never under the older one's.
+    _open[key] = (_stamp(index.manifest), index)
+    return index
 
 
 def open_index(index: str | Path | Index | None = None, *, settings: Settings | None = None) -> Index:
@@ -51,28 +78,26 @@ def open_index(index: str | Path | Index | None = None, *, settings: Settings | 
     if index is None:
         return _default_index(s)
     path = Path(index)
-    key = (str(path.resolve()), s.model, _manifest_stamp(path))
+    key = (str(path.resolve()), s.model)
+    stamp = _manifest_stamp(path)
     with _open_lock:
-        if key not in _open:
-            _open[key] = Index.load(path, settings=s)
-        return _open[key]
+        cached = _cached(key, stamp)
+        return cached if cached is not None else _remember(key, Index.load(path, settings=s))
 
 
 def _default_index(s: Settings) -> Index:
     path = default_index_path(s)
     doc = default_document()
+    key = (str(path.resolve()), s.model)
     with _open_lock:
-        key = (str(path.resolve()), s.model, _manifest_stamp(path))
-        cached = _open.get(key)
+        cached = _cached(key, _manifest_stamp(path))
         if cached is not None:
             return cached
         reason = _stale_reason(path, s, doc.sha256)
         if reason:
             log.warning("building the default index at %s (%s)", path, reason)
             Index.build([doc], path, settings=s)
-        loaded = Index.load(path, settings=s)
-        _open[(str(path.resolve()), s.model, _manifest_stamp(path))] = loaded
-        return loaded
+        return _remember(key, Index.load(path, settings=s))
 
 
 def _stale_reason(path: Path, s: Settings, article_sha: str) -> str | None:
@@ -96,6 +121,14 @@ def check_question(question: object, settings: Settings) -> str:
     if not isinstance(question, str):
         raise QuestionError(f"the question must be text, not {type(question).__name__}")
     text = question.strip()
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        # Lone surrogates (a JSON "\ud800" escape, say) are not text: the model's tokenizer cannot take them.
+        raise QuestionError(
+            f"the question holds a character that is not valid Unicode text ({exc.object[exc.start]!r} at "
+            f"position {exc.start}); retype the question"
+        ) from None
     if not text:
         raise QuestionError("the question is empty; type a question about the documents")
     if len(text) > settings.max_question_chars:
@@ -104,6 +137,24 @@ def check_question(question: object, settings: Settings) -> str:
             "(setting QA_MAX_QUESTION_CHARS). Ask something shorter"
         )
     return text
+
+
+def check_k(k: object) -> int | None:
+    """``k`` as a whole number of passages (``None`` stays ``None``), or a :class:`QAError` saying what is wrong.
+
+    A float with no fractional part (as JSON clients send numbers) is accepted.
+
+    Example:
+        >>> check_k(3.0)
+        3
+    """
+    if k is None:
+        return None
+    if isinstance(k, float) and k.is_integer():
+        k = int(k)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise QAError(f"k={k!r} is not a number of passages; give a whole number, 1 or more")
+    return k
 
 
 def retrieve(
@@ -125,6 +176,7 @@ def retrieve(
 
     Raises:
         QuestionError: the question is empty or too long.
+        QAError: ``k`` is not a whole number of at least 1.
         IndexMismatchError: the index was built with another model; the message says how to rebuild.
 
     Example:
@@ -135,6 +187,7 @@ def retrieve(
     """
     s = settings or get_settings()
     text = check_question(question, s)
+    k = check_k(k)
     idx = open_index(index, settings=s)
     if isinstance(docs, str):
         docs = [docs]

@@ -7,10 +7,15 @@ Run it with ``python app.py`` or ``qa serve``. Everything it knows comes through
   document, sentence position and score, and the cited sentence highlighted in its surrounding sentences.
 * Follow-ups ("and when was that?") are searched with the previous turn's key terms
   (:mod:`qa.conversation`); self-contained questions are searched as typed.
+* Documents: files uploaded in the page are indexed, with a progress bar, into the active index (the bundled
+  article's stays untouched: the first upload creates a workspace holding the article), each bad file listed with
+  its reason; the document list has a remove button per document. :mod:`qa.workspace` does the work and swaps the
+  app's active index under a lock.
 * Safety: every question and document text is HTML-escaped before it is rendered; nothing from a document or
   a question is ever interpreted as markup.
 * API: two named endpoints, ``/ask`` (:meth:`qa.Answer.to_dict`) and ``/retrieve`` (``{"passages": [...]}``),
-  for ``gradio_client``; the chat's own events are private.
+  for ``gradio_client``; the chat's own events are private. ``/upload_documents``, ``/documents`` and
+  ``/remove_document`` are callable but unlisted.
 * Exposure: binds 127.0.0.1 by default, never creates a share link, and refuses a non-local address without a
   login (``QA_AUTH`` or ``QA_AUTH_FILE``) unless explicitly allowed.
 """
@@ -23,6 +28,7 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import argparse
+import dataclasses
 import datetime as _dt
 import hmac
 import html
@@ -34,6 +40,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +49,9 @@ from gradio.events import api as _endpoint
 
 import qa
 from qa.conversation import Reading, read_question
+from qa.documents import SUPPORTED_SUFFIXES
 from qa.retrieval import check_question
+from qa.workspace import AddReport, DocumentRow, Upload, Workspace
 
 __all__ = [
     "EXAMPLE_QUESTIONS",
@@ -52,8 +61,10 @@ __all__ = [
     "load_auth",
     "main",
     "render_answer",
+    "render_document_row",
     "render_question",
     "render_sources",
+    "render_upload_report",
     "serve",
 ]
 
@@ -72,6 +83,9 @@ EXAMPLE_QUESTIONS = [
 _MAX_LISTED_DOCUMENTS = 8
 _LOCAL_HOSTS = {"localhost", "ip6-localhost"}
 _FEEDBACK_FILE = "feedback.jsonl"
+#: Gradio refuses uploads over this many times ``max_file_mb`` outright (the whole batch, before qa sees it); files
+#: between ``max_file_mb`` and that are refused one by one by qa, with the reason, and the others are indexed.
+_UPLOAD_CAP_FACTOR = 4
 _feedback_lock = threading.Lock()
 
 
@@ -117,10 +131,20 @@ def render_question(question: str) -> str:
     return f'<div class="qa-question">{"<br>".join(lines)}</div>'
 
 
+def _place(passage: qa.Passage) -> str:
+    """Where a cited sentence sits, as plain text (escape it): ``p. 3 · under “Results” · `` or empty."""
+    parts = []
+    if passage.page is not None:
+        parts.append(f"p. {passage.page}")
+    if passage.heading and passage.heading.strip():
+        parts.append(f"under “{_clip(passage.heading, 80)}”")
+    return "".join(f"{part} · " for part in parts)
+
+
 def _marker(turn: int, n: int, passage: qa.Passage, total: dict[str, int]) -> str:
     of = total.get(passage.doc_id)
     position = f"sentence {passage.sentence + 1}" + (f" of {of}" if of else "")
-    tip = f"[{n}] {_clip(passage.title, 80)}, {position}: {_clip(passage.text, 160)}"
+    tip = f"[{n}] {_clip(passage.title, 80)}, {_place(passage)}{position}: {_clip(passage.text, 160)}"
     return f'<a class="qa-cite" href="#{_anchor(turn, n)}" title="{html.escape(tip, quote=True)}">[{n}]</a>'
 
 
@@ -182,7 +206,7 @@ def _source_card(passage: qa.Passage, *, number: int | None, anchor: str | None,
     return (
         f'<li class="qa-src"{ident}>'
         f'<div class="qa-src-head">{badge}<span class="qa-doc">{_esc(passage.title)}</span></div>'
-        f'<div class="qa-src-meta">{position} · score {passage.score:.2f}</div>'
+        f'<div class="qa-src-meta">{_esc(_place(passage))}{position} · score {passage.score:.2f}</div>'
         f'<p class="qa-ctx">{_context_html(passage)}</p>'
         "</li>"
     )
@@ -244,12 +268,10 @@ def render_sources(turns: Sequence[Turn], *, sentences: dict[str, int] | None = 
     return f'<div class="qa-sources">{_PANEL_TITLE}{"".join(sections)}</div>'
 
 
-def _header_html(index: qa.Index, *, is_article: bool) -> str:
+def _header_html(index: qa.Index, *, where: str) -> str:
+    """The page header: what the app does, and the active index (``where``, plain text) with its documents."""
     docs = index.documents
-    if is_article:
-        where = "the bundled article"
-    else:
-        where = f"“{_esc(index.path.name)}”" if index.path is not None else "built in memory"
+    where = _esc(where)
     path = f'<p class="qa-dim">Stored at <code>{_esc(str(index.path))}</code></p>' if index.path is not None else ""
     items = "".join(
         f'<li><span class="qa-doc">{_esc(d.title)}</span> <span class="qa-dim">({d.sentences} sentences)</span></li>'
@@ -264,6 +286,86 @@ def _header_html(index: qa.Index, *, is_article: bool) -> str:
         "<p>Answers are sentences quoted from the documents, each with a numbered citation you can check.</p>"
         f'<details class="qa-index"><summary>Active index: {where} · {len(docs)} document{plural}, '
         f"{n_sentences} sentences</summary><ul>{items}</ul>{path}</details></header>"
+    )
+
+
+def render_document_row(row: DocumentRow) -> str:
+    """One document in the document list: title, id, sentence count, and the uploaded file it came from.
+
+    Example:
+        >>> render_document_row(DocumentRow("notes", "<b>Notes</b>", 12, "notes.txt"))  # doctest: +NORMALIZE_WHITESPACE
+        '<div class="qa-doc-item"><span class="qa-doc">&lt;b&gt;Notes&lt;/b&gt;</span> <span class="qa-dim">id
+        <code>notes</code> · 12 sentences · from notes.txt</span></div>'
+    """
+    file = f" · from {_esc(row.file)}" if row.file else ""
+    plural = "s" if row.sentences != 1 else ""
+    return (
+        f'<div class="qa-doc-item"><span class="qa-doc">{_esc(row.title)}</span> <span class="qa-dim">id '
+        f"<code>{_esc(row.doc_id)}</code> · {row.sentences} sentence{plural}{file}</span></div>"
+    )
+
+
+def _titles(docs: Sequence[qa.DocumentInfo]) -> str:
+    return ", ".join(f"“{_esc(_clip(d.title, 80))}”" for d in docs)
+
+
+def render_upload_report(report: AddReport, *, where: str) -> str:
+    """What an upload did: the documents added, replaced or unchanged, and each file that failed, with why.
+
+    Args:
+        report: the result of :meth:`qa.workspace.Workspace.add`.
+        where: the active index's name, plain text ("your workspace").
+
+    Returns:
+        HTML in which every file name, title and reason is escaped.
+    """
+    lines = []
+    if report.added:
+        n = len(report.added)
+        plural = "s" if n != 1 else ""
+        lines.append(f'<li class="qa-ok">Added {n} document{plural}: {_titles(report.added)}</li>')
+    if report.replaced:
+        lines.append(f'<li class="qa-ok">Replaced with the new version: {_titles(report.replaced)}</li>')
+    if report.unchanged:
+        lines.append(f'<li class="qa-dim">Already indexed, unchanged: {_titles(report.unchanged)}</li>')
+    failed = "".join(
+        f'<li class="qa-failed"><span class="qa-file">{_esc(f.source)}</span>: '
+        f"{_esc(f.reason.removeprefix(f'{f.source}: '))}</li>"
+        for f in report.failures
+    )
+    head = ""
+    if report.created:
+        head = f"Created {_esc(where)} (the bundled article plus your files); it is now the active index."
+    elif report.switched:
+        head = f"Added to {_esc(where)}, which is now the active index."
+    elif report.added or report.replaced:
+        head = f"Updated {_esc(where)}."
+    n_failed = len(report.failures)
+    if n_failed:
+        what = "file was" if n_failed == 1 else "files were"
+        lines.append(f'<li class="qa-failed-head">{n_failed} {what} not added:<ul>{failed}</ul></li>')
+    head_html = f"<p>{head}</p>" if head else ""
+    return f'<div class="qa-upload-report">{head_html}<ul>{"".join(lines)}</ul></div>'
+
+
+def _docs_note_html(ws: Workspace, index: qa.Index) -> str:
+    """What uploads do to the active ``index``, and where it and the uploaded files are stored."""
+    types = ", ".join(SUPPORTED_SUFFIXES)
+    limit = f"{ws.settings.max_file_mb:g} MB"
+    if ws.is_default(index):
+        where = _esc(str(ws.workspace_path))
+        text = (
+            "The bundled article's index is read-only. Files you add go into your workspace "
+            f"(<code>{where}</code>), which also holds the article, and it becomes the active index."
+        )
+        if ws.workspace_exists():
+            text += " You already have a workspace: choose it above, or add files to it."
+    else:
+        stored = f" (<code>{_esc(str(index.path))}</code>)" if index.path is not None else " (in memory, not saved)"
+        text = f"Files you add are indexed into {_esc(ws.label(index))}{stored}."
+    return (
+        f'<p class="qa-docs-note">{text} Accepted: {_esc(types)}, up to {_esc(limit)} each. A file that cannot '
+        "be read is listed with the reason; the others are still added.</p>"
     )
 
 
@@ -288,16 +390,220 @@ def _record_feedback(path: Path, turn: Turn, verdict: str, index: qa.Index) -> N
     }
     line = json.dumps(record, ensure_ascii=False) + "\n"
     with _feedback_lock:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as fh:
+        # Owner-only, like the index: the log holds the questions people asked.
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with open(fd, "a", encoding="utf-8") as fh:
             fh.write(line)
 
 
 # ---------------------------------------------------------------------------------------------- the app
 
 
-def _user_error(exc: qa.QAError) -> gr.Error:
-    return gr.Error(html.escape(str(exc)), title="Cannot answer", print_exception=False)
+def _user_error(exc: qa.QAError, title: str = "Cannot answer") -> gr.Error:
+    return gr.Error(html.escape(str(exc)), title=title, print_exception=False)
+
+
+def _has_article(index: qa.Index) -> bool:
+    article = qa.default_document().sha256
+    return any(d.sha256 == article for d in index.documents)
+
+
+def _uploads(payload: Any) -> list[Upload]:
+    """The files of a ``gr.File`` event received without preprocessing: each with the name the client gave it.
+
+    Gradio has already checked that every path lies in its upload folder; the name is checked by the workspace.
+    """
+    if payload is None:
+        return []
+    items = payload if isinstance(payload, list) else [payload]
+    uploads = []
+    for item in items:
+        if isinstance(item, dict) and item.get("path"):
+            name = item.get("orig_name") or Path(str(item["path"])).name
+            uploads.append(Upload(str(name), Path(str(item["path"]))))
+        elif isinstance(item, str) and item:
+            uploads.append(Upload(Path(item).name, Path(item)))
+    return uploads
+
+
+#: Documents listed with a remove button each; more are summarised as a count.
+_MAX_DOCUMENT_ROWS = 100
+_DOCS_IO: dict[str, Any] = {"concurrency_limit": 1, "concurrency_id": "documents"}
+
+
+class _DocumentsPanel:
+    """The "Documents" section: add files, list the active index's documents with remove buttons, switch index.
+
+    Every change goes through the :class:`~qa.workspace.Workspace`, which swaps the app's active index; the
+    panel then re-renders the header, the list and the choice of index from it.
+    """
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        idx = ws.index
+        self.header: gr.HTML | None = None
+        self.examples: gr.Dataset | None = None
+        with gr.Accordion(self._label(idx), open=False, elem_id="qa-docs") as self.accordion:
+            self.choice = gr.Radio(
+                choices=[
+                    ("The bundled article (read-only)", "default"),
+                    ("Your workspace (the files you added)", "workspace"),
+                ],
+                value=self._choice_value(idx),
+                label="Active index",
+                visible=self._choice_visible(),
+                elem_id="qa-index-choice",
+            )
+            self.note = gr.HTML(_docs_note_html(ws, idx), elem_id="qa-docs-note", padding=False)
+            self.files = gr.File(
+                file_count="multiple",
+                label="Add files (indexed as soon as they are uploaded)",
+                elem_id="upload",
+                height=120,
+            )
+            self.status = gr.HTML("", elem_id="upload-status", padding=False)
+            self.version = gr.State(ws.version)
+            gr.render(inputs=[self.version])(self._render_list)
+
+    # ------------------------------------------------------------------ rendering
+
+    @staticmethod
+    def _label(index: qa.Index) -> str:
+        n = len(index.documents)
+        return f"Documents ({n}) · add your own files"
+
+    def _choice_value(self, index: qa.Index) -> str:
+        return "default" if self.ws.is_default(index) else "workspace"
+
+    def _choice_visible(self) -> bool:
+        return self.ws.started_on_default and (self.ws.workspace_exists() or not self.ws.is_default())
+
+    def _render_list(self, version: int) -> None:
+        idx = self.ws.index
+        rows = self.ws.rows(idx)
+        editable = not self.ws.is_default(idx)
+        with gr.Column(elem_id="qa-doc-list"):
+            for row in rows[:_MAX_DOCUMENT_ROWS]:
+                with gr.Row(elem_classes=["qa-doc-row"], equal_height=True):
+                    gr.HTML(render_document_row(row), elem_classes=["qa-doc-info"], padding=False)
+                    if editable:
+                        button = gr.Button(
+                            "Remove", size="sm", variant="secondary", scale=0, min_width=90, elem_classes=["qa-remove"]
+                        )
+                        button.click(
+                            partial(self._remove, row.doc_id),
+                            None,
+                            [self.status, *self.refresh_outputs],
+                            api_visibility="private",
+                            **_DOCS_IO,
+                        )
+            if len(rows) > _MAX_DOCUMENT_ROWS:
+                gr.HTML(
+                    f'<p class="qa-dim">and {len(rows) - _MAX_DOCUMENT_ROWS} more (remove them with '
+                    "<code>qa index remove</code>)</p>",
+                    padding=False,
+                )
+
+    @property
+    def refresh_outputs(self) -> list[Any]:
+        """The components :meth:`_refresh` updates, in order."""
+        extra = [self.examples] if self.examples is not None else []
+        return [self.header, self.accordion, self.choice, self.note, self.version, *extra]
+
+    def _refresh(self) -> list[Any]:
+        """The header, section label, index choice, note and list version for the active index."""
+        idx, version = self.ws.snapshot()
+        updates: list[Any] = [
+            _header_html(idx, where=self.ws.label(idx)),
+            gr.Accordion(label=self._label(idx)),
+            gr.Radio(value=self._choice_value(idx), visible=self._choice_visible()),
+            _docs_note_html(self.ws, idx),
+            version,
+        ]
+        if self.examples is not None:
+            updates.append(gr.Dataset(visible=_has_article(idx)))
+        return updates
+
+    # ------------------------------------------------------------------ events
+
+    def wire(self, app: gr.Blocks, *, header: gr.HTML, examples: gr.Dataset | None) -> None:
+        """Attach the panel's events (after the components it updates exist)."""
+        self.header, self.examples = header, examples
+        # Not preprocessed, so the handler sees each file's original name (Gradio's own copy is renamed).
+        self.files.upload(
+            self._add,
+            [self.files],
+            [self.files, self.status, *self.refresh_outputs],
+            preprocess=False,
+            api_name="upload_documents",
+            api_visibility="undocumented",
+            show_progress_on=[self.files],
+            **_DOCS_IO,
+        )
+        self.choice.input(
+            self._switch, [self.choice], [self.status, *self.refresh_outputs], api_visibility="private", **_DOCS_IO
+        )
+        app.load(self._refresh, None, self.refresh_outputs, api_visibility="private", queue=False)
+        _endpoint(self.documents, api_name="documents", api_visibility="undocumented", **_DOCS_IO)
+        _endpoint(self.remove_document, api_name="remove_document", api_visibility="undocumented", **_DOCS_IO)
+
+    def _add(self, payload: Any, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> list[Any]:  # noqa: B008
+        uploads = _uploads(payload)
+        if not uploads:
+            return [None, "", *self._refresh()]
+
+        def report(fraction: float | None, description: str) -> None:
+            progress(fraction, desc=description)
+
+        try:
+            result = self.ws.add(uploads, progress=report, bars=True)
+        except qa.QAError as exc:
+            raise _user_error(exc, "Cannot add the files") from None
+        if result.failures:
+            n = len(result.failures)
+            gr.Warning(f"{n} file{'s' if n != 1 else ''} could not be added; the list says why.", title="Not added")
+        return [None, render_upload_report(result, where=self.ws.label(result.index)), *self._refresh()]
+
+    def _remove(self, doc_id: str) -> list[Any]:
+        before = self.ws.index
+        title = next((d.title for d in before.documents if d.doc_id == doc_id), doc_id)
+        try:
+            after = self.ws.remove(doc_id)
+        except qa.QAError as exc:
+            gr.Warning(html.escape(str(exc)), title="Not removed")
+            message = f'<p class="qa-failed">Not removed: {_esc(str(exc))}</p>'
+        else:
+            message = (
+                f"<p>Removed “{_esc(title)}” (id <code>{_esc(doc_id)}</code>) from {_esc(self.ws.label(after))}.</p>"
+            )
+        return [f'<div class="qa-upload-report">{message}</div>', *self._refresh()]
+
+    def _switch(self, which: str) -> list[Any]:
+        try:
+            idx = self.ws.use("workspace" if which == "workspace" else "default")
+        except qa.QAError as exc:
+            gr.Warning(html.escape(str(exc)), title="Index not changed")
+            return ["", *self._refresh()]
+        return [f'<div class="qa-upload-report"><p>Now answering from {_esc(self.ws.label(idx))}.</p></div>',
+                *self._refresh()]
+
+    def documents(self) -> dict[str, Any]:
+        """The active index and its documents: {"index", "name", "documents": [{doc_id, title, sentences, file}]}."""
+        idx = self.ws.index
+        return {
+            "index": str(idx.path) if idx.path is not None else None,
+            "name": self.ws.label(idx),
+            "documents": [dataclasses.asdict(row) for row in self.ws.rows(idx)],
+        }
+
+    def remove_document(self, doc_id: str) -> dict[str, Any]:
+        """Remove a document from the active index (never the bundled article's); returns the new document list."""
+        try:
+            self.ws.remove(doc_id)
+        except qa.QAError as exc:
+            raise _user_error(exc, "Not removed") from None
+        return self.documents()
 
 
 def build_app(*, index: str | Path | qa.Index | None = None, settings: qa.Settings | None = None) -> gr.Blocks:
@@ -314,25 +620,27 @@ def build_app(*, index: str | Path | qa.Index | None = None, settings: qa.Settin
         The Gradio Blocks app, with its queue configured for ``settings.concurrency`` parallel questions.
     """
     s = settings or qa.get_settings()
-    idx = qa.open_index(index, settings=s)
-    article = qa.default_document()
-    is_article = [d.sha256 for d in idx.documents] == [article.sha256]
-    sentences = {d.doc_id: d.sentences for d in idx.documents}
+    # The active index: uploads and removals swap it for the updated one. Each question reads it once.
+    ws = Workspace(qa.open_index(index, settings=s), s)
+    with_examples = _has_article(ws.index) or ws.started_on_default
     feedback_path = _feedback_path(s)
-    qa.retrieve("warm up", k=1, index=idx, settings=s)  # loads the model now rather than on the first question
+    qa.retrieve("warm up", k=1, index=ws.index, settings=s)  # loads the model now rather than on the first question
     limit = s.concurrency
+
+    def totals(idx: qa.Index) -> dict[str, int]:
+        return {d.doc_id: d.sentences for d in idx.documents}
 
     def ask(question: str) -> dict[str, Any]:
         """Answer a question from the documents, with cited sentences (the JSON of `qa ask --json`)."""
         try:
-            return qa.answer(question, index=idx, settings=s).to_dict()
+            return qa.answer(question, index=ws.index, settings=s).to_dict()
         except qa.QAError as exc:
             raise _user_error(exc) from None
 
     def retrieve(question: str, k: int = s.k) -> dict[str, Any]:
         """The k sentences that best match a question, best first: {"passages": [...]}."""
         try:
-            return {"passages": [p.to_dict() for p in qa.retrieve(question, k=k, index=idx, settings=s)]}
+            return {"passages": [p.to_dict() for p in qa.retrieve(question, k=k, index=ws.index, settings=s)]}
         except qa.QAError as exc:
             raise _user_error(exc) from None
 
@@ -348,10 +656,12 @@ def build_app(*, index: str | Path | qa.Index | None = None, settings: qa.Settin
     ) -> tuple[str, list[dict[str, Any]], list[Turn], str]:
         turns = list(turns or [])
         reading = read_question(question or "", [t.reading.question for t in turns], max_chars=s.max_question_chars)
+        idx = ws.index  # one index for the whole answer, even if an upload swaps it meanwhile
         try:
             result = qa.answer(reading.query, index=idx, settings=s)
         except qa.QAError as exc:
             raise _user_error(exc) from None
+        sentences = totals(idx)
         turns.append(Turn(reading, result))
         number = len(turns)
         messages = [*(history or [])]
@@ -387,12 +697,13 @@ def build_app(*, index: str | Path | qa.Index | None = None, settings: qa.Settin
         # True and False are the thumbs; clicking a thumb again withdraws it (the browser then sends "").
         liked = data.liked
         verdict = "up" if liked is True else "down" if liked is False else str(liked) if liked else "withdrawn"
-        _record_feedback(feedback_path, turns[at // 2], verdict, idx)
+        _record_feedback(feedback_path, turns[at // 2], verdict, ws.index)
         gr.Info("Feedback withdrawn." if verdict == "withdrawn" else "Thanks, your feedback was saved.")
 
     app = gr.Blocks(title="qa · ask the documents", analytics_enabled=False)
     with app:
-        gr.HTML(_header_html(idx, is_article=is_article), elem_id="qa-header")
+        header = gr.HTML(_header_html(ws.index, where=ws.label()), elem_id="qa-header")
+        documents = _DocumentsPanel(ws)
         turns_state = gr.State([])
         with gr.Row(equal_height=False, elem_id="qa-main"):
             with gr.Column(scale=3, min_width=320, elem_id="qa-chat-col"):
@@ -415,13 +726,14 @@ def build_app(*, index: str | Path | qa.Index | None = None, settings: qa.Settin
                     autofocus=True,
                 )
                 clear_btn = gr.Button("Clear conversation", elem_id="clear", variant="secondary", size="sm")
-                if is_article:
+                if with_examples:
                     examples = gr.Examples(
                         [[q] for q in EXAMPLE_QUESTIONS],
                         inputs=[msg],
                         label="Example questions",
                         elem_id="examples",
                         api_visibility="private",
+                        visible=_has_article(ws.index),
                     )
             with gr.Column(scale=2, min_width=300, elem_id="qa-sources-col"):
                 sources = gr.HTML(_EMPTY_SOURCES, elem_id="sources", label="Sources", container=True, padding=True)
@@ -436,7 +748,7 @@ def build_app(*, index: str | Path | qa.Index | None = None, settings: qa.Settin
             validate, [msg], None, api_visibility="private", show_progress="hidden", concurrency_limit=None
         )
         checked.success(respond, [msg, chatbot, turns_state], outputs, **chat_io)
-        if is_article:
+        if with_examples:
             examples.load_input_event.then(respond, [msg, chatbot, turns_state], outputs, **chat_io)
         chatbot.retry(retry, [chatbot, turns_state], [chatbot, turns_state, sources], **chat_io)
         chatbot.like(feedback, [turns_state], None, api_visibility="private", concurrency_id="feedback")
@@ -445,6 +757,7 @@ def build_app(*, index: str | Path | qa.Index | None = None, settings: qa.Settin
 
         _endpoint(ask, api_name="ask", concurrency_limit=limit, concurrency_id="qa")
         _endpoint(retrieve, api_name="retrieve", concurrency_limit=limit, concurrency_id="qa")
+        documents.wire(app, header=header, examples=examples.dataset if with_examples else None)
 
     app.queue(default_concurrency_limit=limit, max_size=max(64, 16 * limit))
     return app
@@ -555,6 +868,18 @@ a.qa-cite:hover, a.qa-cite:focus { text-decoration: underline; }
 .qa-closest summary { cursor: pointer; font-size: .9rem; color: var(--body-text-color-subdued); margin-bottom: .4rem; }
 .qa-closest .qa-src { border-style: dashed; }
 .qa-closest .qa-ctx mark.qa-cited { background: transparent; text-decoration: underline dotted; }
+#qa-docs { margin-top: .25rem; }
+.qa-docs-note { margin: 0 0 .4rem 0; font-size: .88rem; color: var(--body-text-color-subdued); }
+.qa-docs-note code { font-size: .8rem; word-break: break-all; }
+.qa-doc-row { align-items: center; border-bottom: 1px solid var(--border-color-primary); padding: .15rem 0; }
+.qa-doc-item { font-size: .92rem; overflow-wrap: anywhere; }
+.qa-doc-item .qa-dim { font-size: .82rem; }
+.qa-upload-report { font-size: .9rem; overflow-wrap: anywhere; }
+.qa-upload-report p { margin: .2rem 0; }
+.qa-upload-report ul { margin: .2rem 0 .2rem 1.1rem; }
+.qa-upload-report .qa-ok::marker { content: "✓ "; color: #15803d; }
+.qa-failed, .qa-failed-head { color: var(--error-text-color, #b91c1c); }
+.qa-file { font-weight: 700; }
 @media (max-width: 640px) {
   .qa-header h1 { font-size: 1.3rem; }
   #sources { max-height: none; overflow-y: visible !important; }
@@ -628,6 +953,10 @@ def launch(
         share=False,
         auth=_checker(accounts) if accounts else None,
         auth_message="Log in to ask questions about the documents." if accounts else None,
+        # Gradio's upload route would otherwise take a file of any size onto disk before qa ever sees it. Its cap
+        # sits above max_file_mb: Gradio refuses a whole upload when one file is over it, while qa refuses only
+        # that file, with the reason, and indexes the rest (see _UPLOAD_CAP_FACTOR).
+        max_file_size=int(s.max_file_mb * 1024 * 1024 * _UPLOAD_CAP_FACTOR),
         prevent_thread_lock=True,
         quiet=True,
         show_error=True,

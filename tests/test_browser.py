@@ -255,6 +255,74 @@ def test_example_questions_retry_clear_and_feedback(page: Any, feedback_dir: Pat
     assert page.locator("#sources .qa-src").count() == 0
 
 
+@pytest.fixture(scope="module")
+def upload_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app on the bundled article, with an index folder of its own: the first upload creates a workspace there."""
+    root = tmp_path_factory.mktemp("upload-app")
+    app, url = _serve(None, qa.get_settings(index_dir=root / "index", feedback_dir=root / "feedback"))
+    yield url
+    app.close()
+
+
+def _pdf_bytes(pages: list[str], title: str) -> bytes:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_title(title)
+    for text in pages:
+        pdf.add_page()
+        pdf.set_font("Helvetica", size=11)
+        pdf.multi_cell(0, 6, text)
+    return bytes(pdf.output())
+
+
+def test_an_uploaded_file_is_listed_answered_cited_and_removable(browser: Any, upload_server: str) -> None:
+    ships = "How many ships did the lighthouse keeper log in March?"
+    markup = '<img src=x onerror="window.__xss=1">'  # a file name cannot hold the '/' of PAYLOAD's </script>
+    pdf = _pdf_bytes(
+        ["The lighthouse stands on a granite cliff above the harbour.",
+         "The lighthouse keeper logged 412 ships passing the cape in March."],
+        "Lighthouse log",
+    )
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(upload_server)
+        page.wait_for_selector("#msg textarea")
+        page.locator("#qa-docs button.label-wrap").click()  # open the Documents section
+        page.set_input_files(
+            "#upload input[type=file]",
+            files=[
+                {"name": "lighthouse.pdf", "mimeType": "application/pdf", "buffer": pdf},
+                {"name": "empty.txt", "mimeType": "text/plain", "buffer": b""},
+                {"name": f"{markup}.txt", "mimeType": "text/plain", "buffer": f"The gate hides {PAYLOAD}.".encode()},
+            ],
+        )
+        row = page.locator("#qa-doc-list .qa-doc-row", has_text="Lighthouse log")
+        row.wait_for()
+        assert "from lighthouse.pdf" in row.inner_text() and "2 sentences" in row.inner_text()
+        status = page.locator("#upload-status").inner_text()
+        assert "Created your workspace" in status and "empty.txt: the file is empty" in status
+        assert "Active index: your workspace" in page.locator("#qa-header").inner_text()
+        # A file named and filled with markup is listed as text; nothing in it runs.
+        assert f"from {markup}.txt" in page.locator("#qa-doc-list").inner_text()
+        assert page.evaluate("window.__xss") is None and page.locator("#qa-docs img[src='x']").count() == 0
+
+        reply = ask(page, ships)
+        assert "412 ships" in reply.inner_text()
+        card = page.locator("#src-1-1").inner_text()
+        assert "Lighthouse log" in card and "p. 2 · sentence 2 of 2" in card
+
+        row.locator("button", has_text="Remove").click()
+        row.wait_for(state="detached")
+        assert "Removed “Lighthouse log”" in page.locator("#upload-status").inner_text()
+        reply = ask(page, ships)
+        assert "412" not in reply.inner_text()
+        assert "Lighthouse log" not in page.locator("#sources section.qa-latest").inner_text()
+    finally:
+        context.close()
+
+
 def test_screenshots_at_laptop_and_phone_width(page: Any, tmp_path: Path) -> None:
     ask(page, GOLD_QUESTION)
     ask(page, "What role have Pakistan's security forces played against terrorism?")

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -491,6 +492,36 @@ def test_read_sources_reports_every_failure_and_keeps_every_good_file(tmp_path: 
         load_sources([folder, explicit, tmp_path / "missing.txt"])
 
 
+def test_an_unexpected_error_in_one_file_does_not_lose_the_others(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from qa import extract
+
+    def broken(data: bytes, name: str) -> extract.Extracted:
+        raise RuntimeError("extractor bug")
+
+    monkeypatch.setitem(extract.EXTRACTORS, ".htm", broken)  # fault injection: a bug in one extractor
+    (tmp_path / "a.htm").write_text("<p>A.</p>", encoding="utf-8")
+    (tmp_path / "b.txt").write_text("B.", encoding="utf-8")
+    report = read_sources([tmp_path])
+    assert [d.doc_id for d in report.documents] == ["b"]
+    assert "a.htm: could not be read (RuntimeError: extractor bug)" in report.failures[0].reason
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root can list any folder")
+def test_a_folder_that_cannot_be_listed_is_a_failure(tmp_path: Path) -> None:
+    (tmp_path / "ok.txt").write_text("Fine.", encoding="utf-8")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    (locked / "x.txt").write_text("Hidden by permissions.", encoding="utf-8")
+    locked.chmod(0)
+    try:
+        report = read_sources([tmp_path])
+    finally:
+        locked.chmod(0o755)
+    assert [d.doc_id for d in report.documents] == ["ok"]
+    assert "cannot list this folder" in report.failures[0].reason
+
+
 def test_duplicate_ids_across_files_fail_the_later_file_only(tmp_path: Path) -> None:
     (tmp_path / "one").mkdir()
     (tmp_path / "two").mkdir()
@@ -552,6 +583,10 @@ def test_include_and_exclude_patterns(tree: Path, include: list[str] | None, exc
 
 def test_patterns_do_not_filter_files_given_directly(tree: Path) -> None:
     assert [d.doc_id for d in load_sources([tree / "b.txt"], include=["*.md"])] == ["b"]
+
+
+def test_a_single_pattern_may_be_given_as_a_string(tree: Path) -> None:
+    assert [d.doc_id for d in load_sources([tree], include="*.md", exclude="drafts")] == ["a"]
 
 
 def test_patterns_that_match_nothing_say_so(tree: Path) -> None:
