@@ -49,7 +49,9 @@ def _cmd_build(args: argparse.Namespace) -> int:
     from .index import Index
 
     s = _settings(args)
-    read = read_sources(args.paths, include=args.include, exclude=args.exclude, max_bytes=_max_bytes(s))
+    read = read_sources(
+        args.paths, include=args.include, exclude=args.exclude, max_bytes=_max_bytes(s), progress=_progress(args)
+    )
     if not read.documents:
         _report_failures(read.failures)
         print("qa: error: no documents could be read; nothing was indexed", file=sys.stderr)

@@ -15,6 +15,7 @@ import fnmatch
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -220,6 +221,7 @@ def read_sources(
     include: Sequence[str] | None = None,
     exclude: Sequence[str] | None = None,
     max_bytes: int | None = None,
+    progress: bool | None = None,
 ) -> ReadReport:
     """Read every document the sources hold, and report each source that could not be read.
 
@@ -240,6 +242,8 @@ def read_sources(
             Files given directly are always read.
         exclude: glob patterns (same rules) of files found in a folder to skip, such as ``drafts`` or ``*.htm``.
         max_bytes: largest file size read; larger files fail. None means :data:`DEFAULT_MAX_BYTES` (50 MB).
+        progress: a progress bar over the files on stderr (``None``: when stderr is a terminal and there are
+            more than 20 files).
 
     Returns:
         The documents read and the failures, each failure naming its file and what to do.
@@ -261,7 +265,13 @@ def read_sources(
     documents: list[Document] = []
     failures: list[SourceFailure] = []
     owners: dict[str, str] = {}
-    for source, read in _units(sources, include=include, exclude=exclude, limit=limit):
+    units = list(_units(sources, include=include, exclude=exclude, limit=limit))
+    show = progress if progress is not None else (len(units) > 20 and sys.stderr.isatty())
+    if show:
+        from tqdm.auto import tqdm
+
+        units = tqdm(units, desc="Reading", unit="file", leave=False)
+    for source, read in units:
         try:
             docs = read()
             _claim_ids(docs, owners, source)

@@ -352,9 +352,12 @@ def _export_float(model: SentenceTransformer, path: Path) -> None:
     import inspect
 
     import torch
+    import transformers
 
     transformer = _transformer_of(model)
     hf_model = transformer.model
+    if not isinstance(hf_model, transformers.PreTrainedModel):
+        raise ModelError(f"exporting to ONNX needs the PyTorch model, not {type(hf_model).__name__}")
     features = model.preprocess(["An example sentence to trace the model with.", "Short."])
     names = [name for name in _ONNX_INPUTS if name in features]
     if names[:2] != ["input_ids", "attention_mask"]:

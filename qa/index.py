@@ -19,6 +19,7 @@ drift from the text it points into. Nothing is pickled.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import logging
@@ -27,12 +28,17 @@ import shutil
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Windows: saves and loads then go unlocked
+    fcntl = None  # type: ignore[assignment]
 
 from . import sentences as _sentences
 from .config import Settings, get_settings
@@ -62,6 +68,7 @@ META = "meta.sqlite"
 WINDOW = 1
 #: Candidates each channel contributes before fusion (at least; more when k is large).
 POOL = 50
+_LOADS = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -401,7 +408,8 @@ class Index:
                 _fsync(f)
             for folder in (tmp / BM25, tmp / BM25_CONTEXT):
                 os.chmod(folder, 0o700)
-            _swap_into_place(tmp, target)
+            with _locked(target, exclusive=True):
+                _swap_into_place(tmp, target)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -418,23 +426,24 @@ class Index:
             IndexMismatchError: it was built with another model, format version or segmenter.
             IndexCorruptError: a file is missing, truncated or altered.
         """
-        import faiss
-
         s = settings or get_settings()
         target = Path(path)
+        # The lock file is shared with other processes' loads and exclusive of a save's swap, so the files checked
+        # and opened are all one save's. In this process, one load at a time: numpy parses .npy headers with ast,
+        # which CPython 3.11 does not do safely in parallel threads (spurious SystemError, gh-106905).
+        with _LOADS, _locked(target, exclusive=not target.exists()):
+            return cls._load_locked(target, s, check_model=check_model)
+
+    @classmethod
+    def _load_locked(cls, target: Path, s: Settings, *, check_model: bool) -> Index:
+        import faiss
+
         _recover_interrupted_swap(target)
         manifest = read_manifest(target)
         problem = manifest_mismatch(manifest, s, check_model=check_model)
         if problem:
             raise IndexMismatchError(f"index at {target} {problem}; {rebuild_hint(target)}")
-        for name, expected in manifest.get("files", {}).items():
-            file = target / name
-            if not file.is_file():
-                raise IndexCorruptError(f"index at {target} is missing {name}; {rebuild_hint(target)}")
-            if file.stat().st_size != expected["bytes"] or _sha256_file(file) != expected["sha256"]:
-                raise IndexCorruptError(
-                    f"index file {file} does not match its checksum (truncated or altered); {rebuild_hint(target)}"
-                )
+        _check_files(target, manifest)
         try:
             # immutable=1: the files are never modified in place (saves replace the whole directory).
             db = sqlite3.connect(f"file:{target / META}?mode=ro&immutable=1", uri=True, check_same_thread=False)
@@ -633,7 +642,7 @@ class Index:
             >>> up.added, [d.doc_id for d in up.index.documents]
             (['b'], ['a', 'b'])
         """
-        read = read_sources(add, max_bytes=max_bytes)
+        read = read_sources(add, max_bytes=max_bytes, progress=progress)
         failures = list(read.failures)
         incoming = {d.doc_id: d for d in read.documents}
         removing = set()
@@ -818,7 +827,9 @@ def manifest_mismatch(manifest: dict[str, Any], settings: Settings, *, check_mod
         return f"was built with BM25 tokenisation {manifest.get('lexical')}; this qa uses {TOKENIZER}"
     if not check_model:
         return None
-    model = manifest.get("model", {})
+    model = manifest.get("model")
+    if not isinstance(model, dict):
+        return "has no valid model entry in its manifest"
     spec = resolve_model(settings.model, verify=settings.verify_model)
     if model.get("name") != spec.name:
         return (
@@ -836,6 +847,58 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _check_files(target: Path, manifest: dict[str, Any]) -> None:
+    """Every file of the index is listed in the manifest, present, and matches its size and SHA-256."""
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files or not all(
+        isinstance(e, dict) and isinstance(e.get("sha256"), str) and isinstance(e.get("bytes"), int)
+        for e in files.values()
+    ):
+        raise IndexCorruptError(f"{target / MANIFEST} has no valid list of file checksums; {rebuild_hint(target)}")
+    present = {
+        p.relative_to(target).as_posix()
+        for p in target.rglob("*")
+        if p.is_file() and p.name != MANIFEST and not p.name.startswith(".")
+    }
+    unlisted = sorted((present | {VECTORS, CONTEXT_VECTORS, META}) - set(files))
+    if unlisted:
+        raise IndexCorruptError(
+            f"index at {target} has files its manifest does not vouch for ({', '.join(unlisted)}); "
+            + rebuild_hint(target)
+        )
+    for name, expected in files.items():
+        file = target / name
+        if not file.is_file():
+            raise IndexCorruptError(f"index at {target} is missing {name}; {rebuild_hint(target)}")
+        if file.stat().st_size != expected["bytes"] or _sha256_file(file) != expected["sha256"]:
+            raise IndexCorruptError(
+                f"index file {file} does not match its checksum (truncated or altered); {rebuild_hint(target)}"
+            )
+
+
+@contextlib.contextmanager
+def _locked(target: Path, *, exclusive: bool) -> Iterator[None]:
+    """Hold the lock file ``.NAME.lock`` beside the index ``target``: exclusive to swap a save in, shared to load.
+
+    A load then never sees a half-swapped index (no directory, or files of two different saves), and a load's
+    recovery of an interrupted save cannot race a live save. The lock is released when its holder exits, even
+    on SIGKILL. Where file locks are unavailable (Windows, a read-only folder) this does nothing.
+    """
+    if fcntl is None:
+        yield
+        return
+    try:
+        fd = os.open(target.parent / f".{target.name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:  # a folder we cannot write to: nobody saves into it through us either
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def _swap_into_place(new: Path, target: Path) -> None:
