@@ -82,7 +82,7 @@ class Settings:
     """Sentences per forward pass when embedding."""
     device: str = "cpu"
     """Torch device for the model."""
-    backend: str = "onnx-int8"
+    backend: str = "torch"
     """How the model runs: ``torch``, ``onnx`` (ONNX Runtime) or ``onnx-int8`` (ONNX Runtime, int8 weights)."""
     model_cache_dir: Path | None = None
     """Folder for the ONNX exports of the model (``None``: ``qa/onnx`` in the user's cache folder)."""
