@@ -8,7 +8,9 @@ On the SQuAD evaluation set (``../shared/eval/squad``):
   of ``--queries`` questions, median and p90;
 * agreement: cosine similarity of each backend's sentence vectors with torch's;
 * retrieval quality: ``qa.Index.build`` of ``docs.jsonl`` with each backend, then ``qa.evaluation.evaluate``
-  on ``questions.jsonl`` (MRR@10 and recall over the full pipeline), with the build time;
+  on ``questions.jsonl`` (MRR@10 and recall over the full pipeline), with the build time; and abstention
+  (``min_score`` was calibrated with torch): the share of SQuAD questions answered, and on the bundled article
+  the dev questions (``../shared/eval/seed``) found or declined;
 * the one-off ONNX export: into a fresh cache folder, cold (load + export) and warm (load from the cache).
 
 Prints a summary and writes ``benchmarks/results/encoding.json``. The machine may be shared: the load average
@@ -34,6 +36,7 @@ import numpy as np
 from _common import RESULTS, SHARED, machine, median, percentile, write
 
 import qa
+from qa.documents import default_document
 from qa.embedding import Encoder, get_encoder, resolve_model
 from qa.evaluation import evaluate, load_questions
 from qa.sentences import split
@@ -98,6 +101,7 @@ def query_latency(encoders: dict[str, Encoder], questions: list[str]) -> dict[st
 
 def quality(backends: tuple[str, ...]) -> dict[str, Any]:
     questions = load_questions(SQUAD / "questions.jsonl")
+    seed_questions = load_questions(SHARED / "seed" / "questions.jsonl")
     out: dict[str, Any] = {}
     for backend in backends:
         settings = qa.get_settings(backend=backend)
@@ -105,10 +109,20 @@ def quality(backends: tuple[str, ...]) -> dict[str, Any]:
         index = qa.Index.build([SQUAD / "docs.jsonl"], settings=settings, progress=False)
         build_s = time.perf_counter() - t0
         report = evaluate(questions, index, settings=settings)
+        article_index = qa.Index.build([default_document()], settings=settings, progress=False)
+        seed = evaluate(seed_questions, article_index, settings=settings)
         out[backend] = {
             "mrr_at_10": round(report.mrr_at_10, 4),
             "recall": {k: round(v, 4) for k, v in report.recall.items()},
             "answerable": report.answerable,
+            # Abstention (min_score was calibrated with torch): answers given on SQuAD, and on the bundled
+            # article's dev questions the answerable ones found and the unanswerable ones declined.
+            "found_rate": round(report.answerable_found / max(report.answerable, 1), 4),
+            "article": {
+                "mrr_at_10": round(seed.mrr_at_10, 4),
+                "answerable_found": f"{seed.answerable_found}/{seed.answerable}",
+                "unanswerable_declined": f"{seed.unanswerable_declined}/{seed.unanswerable}",
+            },
             "sentences": len(index),
             "build_s": round(build_s, 1),
             "search_latency_ms_p50": round(report.latency_ms_p50, 2),

@@ -56,7 +56,7 @@ class Settings:
     """Index used by retrieve/ask/serve when none is given (``None``: the bundled article's index)."""
     k: int = 5
     """Number of passages returned by ``retrieve``."""
-    min_score: float = 0.142
+    min_score: float = 0.112
     """Abstention threshold on the best passage's score: below it, ``answer`` says it found nothing."""
     weight_bm25: float = 1.0
     """Fusion weight of BM25 over the sentence (with its document title)."""
@@ -64,7 +64,7 @@ class Settings:
     """Fusion weight of BM25 over the sentence's window (title and neighbouring sentences)."""
     weight_dense: float = 0.25
     """Fusion weight of the sentence embedding's cosine similarity."""
-    weight_dense_context: float = 0.5
+    weight_dense_context: float = 0.25
     """Fusion weight of the window embedding's cosine similarity (title and neighbouring sentences)."""
     answer_sentences: int = 2
     """At most this many sentences make up an extractive answer."""
@@ -82,7 +82,7 @@ class Settings:
     """Sentences per forward pass when embedding."""
     device: str = "cpu"
     """Torch device for the model."""
-    backend: str = "torch"
+    backend: str = "onnx"
     """How the model runs: ``torch``, ``onnx`` (ONNX Runtime) or ``onnx-int8`` (ONNX Runtime, int8 weights)."""
     model_cache_dir: Path | None = None
     """Folder for the ONNX exports of the model (``None``: ``qa/onnx`` in the user's cache folder)."""

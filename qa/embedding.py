@@ -11,7 +11,13 @@ changed model is exported anew and two processes exporting at once both end up u
 
 sentence-transformers' own ``backend="onnx"`` needs ``optimum-onnx``, whose releases require transformers < 4.58
 while sentence-transformers 6 requires transformers >= 5, so the export and the runtime are done here with
-``torch.onnx`` and ``onnxruntime`` directly; tokenization, pooling and normalization stay sentence-transformers'.
+``torch.onnx`` and ``onnxruntime`` directly.
+
+Once the export exists, a model made of the usual three modules (Transformer, mean/CLS/max Pooling, Normalize;
+the default model and most sentence-transformers models) is run by :class:`OnnxEncoder` with only ``tokenizers``
+and ``onnxruntime``: PyTorch and sentence-transformers are not even imported, which is what makes a cold
+``qa retrieve`` start in about a second instead of ten. Anything else keeps sentence-transformers' own
+tokenization and pooling around the ONNX transformer.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ __all__ = [
     "ONNX_RECIPE",
     "Encoder",
     "ModelSpec",
+    "OnnxEncoder",
     "default_model_cache_dir",
     "ensure_onnx_export",
     "get_encoder",
@@ -407,8 +414,19 @@ def _quantize_int8(source: Path, path: Path) -> None:
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    with _quiet():
-        quantize_dynamic(str(source), str(path), weight_type=QuantType.QInt8, per_channel=True)
+    # The quantizer writes a shape-inferred copy beside its input: give it a private input in the output's
+    # (temporary) folder, so that processes quantizing at once never share that file or litter the cache.
+    private = path.with_name(f"float-{source.name}")
+    try:
+        os.link(source, private)
+    except OSError:  # no hard links on this file system
+        shutil.copyfile(source, private)
+    try:
+        with _quiet():
+            quantize_dynamic(str(private), str(path), weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        for leftover in path.parent.glob(f"{private.stem}*"):
+            leftover.unlink()
 
 
 def _onnx_module(path: Path, config: Any) -> Any:
@@ -546,6 +564,153 @@ class Encoder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
+
+@dataclass(frozen=True)
+class _Recipe:
+    """What :class:`OnnxEncoder` needs to reproduce sentence-transformers' encode around the ONNX transformer."""
+
+    tokenizer: Path
+    max_length: int
+    pooling: str
+    pad_token: str
+    dimension: int
+
+
+def _simple_recipe(folder: Path) -> _Recipe | None:
+    """The recipe of the model in ``folder`` if it is Transformer + Pooling (+ Normalize) with no prompts, else None.
+
+    Anything unusual (prompts, extra modules such as Dense, weighted pooling, no fast tokenizer) returns None, and
+    sentence-transformers itself is used around the ONNX transformer instead.
+    """
+    try:
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+        kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
+        if kinds not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]) or modules[0]["path"]:
+            return None
+        pooling = json.loads((folder / modules[1]["path"] / "config.json").read_text(encoding="utf-8"))
+        modes = [m for m in ("cls_token", "mean_tokens", "max_tokens") if pooling.get(f"pooling_mode_{m}")]
+        others = [k for k, v in pooling.items() if k.startswith("pooling_mode_") and v and k[13:] not in modes]
+        if len(modes) != 1 or others or pooling.get("include_prompt") is False:
+            return None
+        st_config = folder / "config_sentence_transformers.json"
+        if st_config.is_file() and json.loads(st_config.read_text(encoding="utf-8")).get("prompts"):
+            return None
+        bert_config = json.loads((folder / "sentence_bert_config.json").read_text(encoding="utf-8"))
+        if bert_config.get("do_lower_case"):
+            return None
+        max_length = int(bert_config["max_seq_length"])
+        tokenizer = folder / "tokenizer.json"
+        tok_config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+        pad = tok_config.get("pad_token")
+        pad = pad.get("content") if isinstance(pad, dict) else pad
+        if not tokenizer.is_file() or not isinstance(pad, str):
+            return None
+        return _Recipe(tokenizer, max_length, modes[0].split("_")[0], pad, int(pooling["word_embedding_dimension"]))
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
+        return None
+
+
+class OnnxEncoder:
+    """An ONNX export run by ONNX Runtime with the model's own fast tokenizer: no PyTorch in the process.
+
+    Does what sentence-transformers' ``encode`` does for a Transformer + Pooling (+ Normalize) model: strip
+    each text, tokenize (truncated to the model's ``max_seq_length``, padded to the longest in its batch), run
+    the transformer, pool the token vectors under the attention mask, normalize. Texts are batched longest
+    first, as sentence-transformers does, so that padding stays small.
+
+    Attributes: as :class:`Encoder`.
+    """
+
+    def __init__(self, spec: ModelSpec, *, backend: str, onnx_path: Path, recipe: _Recipe, batch_size: int = 64):
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.spec = spec
+        self.backend = backend
+        self.precision = vector_precision(backend)
+        self.onnx_path: Path | None = onnx_path
+        self.batch_size = batch_size
+        self.dimension = recipe.dimension
+        self._pooling = recipe.pooling
+        self._ort = ort
+        self._tokenizer = Tokenizer.from_file(str(recipe.tokenizer))
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(max_length=recipe.max_length)
+        pad_id = self._tokenizer.token_to_id(recipe.pad_token)
+        if pad_id is None:
+            raise ModelError(f"the tokenizer of {spec.name!r} has no pad token {recipe.pad_token!r}; use backend=torch")
+        self._tokenizer.enable_padding(pad_id=pad_id, pad_token=recipe.pad_token)
+        self._sessions: dict[int, Any] = {}
+        self._lock = threading.Lock()
+        try:
+            self._inputs = [i.name for i in self._session(1).get_inputs()]
+        except Exception as exc:
+            raise ModelError(
+                f"cannot load the ONNX export {onnx_path}: {type(exc).__name__}: {exc}; "
+                "delete its folder to export it again"
+            ) from exc
+
+    def _session(self, threads: int) -> Any:
+        if threads not in self._sessions:
+            options = self._ort.SessionOptions()
+            # 0 = one thread per core; a few short texts gain nothing from more than one (see Encoder._encode).
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            options.graph_optimization_level = self._ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            options.log_severity_level = 3  # errors only
+            self._sessions[threads] = self._ort.InferenceSession(
+                str(self.onnx_path), options, providers=["CPUExecutionProvider"]
+            )
+        return self._sessions[threads]
+
+    def encode_documents(self, texts: list[str], *, progress: bool | None = None) -> np.ndarray:
+        """Embed passages (the model defines no prompts, so the same as :meth:`encode_queries`)."""
+        return self._encode(texts, progress)
+
+    def encode_queries(self, texts: list[str], *, progress: bool | None = None) -> np.ndarray:
+        """Embed questions."""
+        return self._encode(texts, progress)
+
+    def _encode(self, texts: list[str], progress: bool | None) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        if not texts:
+            return out
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        bar = None
+        if _show_progress(progress, len(texts)):
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(texts), desc="Batches", unit="text")
+        with self._lock:
+            session = self._session(1 if len(texts) <= _SMALL_BATCH else 0)
+            for batch in batches:
+                out[batch] = self._run(session, [texts[i].strip() for i in batch])
+                if bar is not None:
+                    bar.update(len(batch))
+        if bar is not None:
+            bar.close()
+        return out
+
+    def _run(self, session: Any, texts: list[str]) -> np.ndarray:
+        encodings = self._tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        feed = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feed["token_type_ids"] = np.array([e.type_ids for e in encodings], dtype=np.int64)
+        (hidden,) = session.run(["last_hidden_state"], feed)
+        weights = mask[:, :, None].astype(np.float32)
+        if self._pooling == "mean":
+            pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        elif self._pooling == "cls":
+            pooled = hidden[:, 0]
+        else:  # max over real tokens only
+            pooled = np.where(weights > 0, hidden, -1e9).max(axis=1)
+        # unit vectors: inner product == cosine similarity
+        return np.asarray(pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12), np.float32)
+
+
 def _load(spec: ModelSpec, device: str, allow_download: bool) -> SentenceTransformer:
     # The default path never touches the network; for other names only the local cache is used unless the
     # user opts in, so a missing model fails at once instead of hanging on an unreachable hub.
@@ -567,15 +732,15 @@ def _load(spec: ModelSpec, device: str, allow_download: bool) -> SentenceTransfo
         raise ModelError(f"cannot load model {spec.name!r}: {type(exc).__name__}: {exc}; {hint}") from exc
 
 
-_encoders: dict[tuple[str, str, str, str], Encoder] = {}
+_encoders: dict[tuple[str, str, str, str], Encoder | OnnxEncoder] = {}
 _encoders_lock = threading.Lock()
 
 
-def get_encoder(settings: Settings | None = None) -> Encoder:
+def get_encoder(settings: Settings | None = None) -> Encoder | OnnxEncoder:
     """The process-wide :class:`Encoder` for the configured model, device and backend, loaded on first call.
 
-    With an ONNX backend the first call on a machine also exports the model into ``model_cache_dir`` (about
-    ten seconds for the default model); later calls and processes load the cached export.
+    With an ONNX backend the first call on a machine also exports the model into ``model_cache_dir``, once
+    (about 20 s for the default model on a busy 2-core machine); later calls and processes load the cached export.
 
     Example:
         >>> from qa.embedding import get_encoder
@@ -589,7 +754,9 @@ def get_encoder(settings: Settings | None = None) -> Encoder:
     with _encoders_lock:
         encoder = _encoders.get(key)
         if encoder is None:
-            encoder = Encoder(
+            encoder = _lean_encoder(spec, s, cache_dir)
+        if encoder is None:
+            full = Encoder(
                 spec,
                 device=s.device,
                 batch_size=s.batch_size,
@@ -597,6 +764,20 @@ def get_encoder(settings: Settings | None = None) -> Encoder:
                 backend=s.backend,
                 cache_dir=cache_dir,
             )
-            _encoders[key] = encoder
+            # Now that the export exists, use the lean runner when the model allows (same vectors, no torch).
+            encoder = _lean_encoder(spec, s, cache_dir) or full
+        _encoders[key] = encoder
     encoder.batch_size = s.batch_size
     return encoder
+
+
+def _lean_encoder(spec: ModelSpec, s: Settings, cache_dir: Path) -> OnnxEncoder | None:
+    """An :class:`OnnxEncoder` if the backend is ONNX, the export is cached and the model is a simple one."""
+    if s.backend == "torch" or s.device != "cpu" or spec.weights_sha256 is None:
+        return None
+    folder = Path(spec.location)
+    recipe = _simple_recipe(folder) if folder.is_dir() else None
+    target = onnx_export_dir(spec, s.backend, cache_dir)
+    if recipe is None or not _valid_export(target):
+        return None
+    return OnnxEncoder(spec, backend=s.backend, onnx_path=target / _ONNX_FILE, recipe=recipe, batch_size=s.batch_size)

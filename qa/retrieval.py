@@ -23,9 +23,9 @@ __all__ = ["check_question", "default_index_path", "open_index", "retrieve"]
 
 log = logging.getLogger(__name__)
 
-#: The loaded index of each (path, model), with the stamp of the manifest it was loaded from: one per path, so a
-#: long-running process that sees many rebuilds keeps only the newest in memory.
-_open: dict[tuple[str, str], tuple[str, Index]] = {}
+#: The loaded index of each (path, model, backend), with the stamp of the manifest it was loaded from: one per
+#: path, so a long-running process that sees many rebuilds keeps only the newest in memory.
+_open: dict[tuple[str, str, str], tuple[str, Index]] = {}
 _open_lock = threading.Lock()
 
 
@@ -52,12 +52,12 @@ def _manifest_stamp(path: Path) -> str:
         return ""
 
 
-def _cached(key: tuple[str, str], stamp: str) -> Index | None:
+def _cached(key: tuple[str, str, str], stamp: str) -> Index | None:
     entry = _open.get(key)
     return entry[1] if entry is not None and entry[0] == stamp else None
 
 
-def _remember(key: tuple[str, str], index: Index) -> Index:
+def _remember(key: tuple[str, str, str], index: Index) -> Index:
     # Keyed by the manifest the index was actually loaded from: if a save landed between reading the stamp and
     # loading, the newer index is filed under its own stamp, never under the older one's.
     _open[key] = (_stamp(index.manifest), index)
@@ -78,7 +78,7 @@ def open_index(index: str | Path | Index | None = None, *, settings: Settings | 
     if index is None:
         return _default_index(s)
     path = Path(index)
-    key = (str(path.resolve()), s.model)
+    key = (str(path.resolve()), s.model, s.backend)
     stamp = _manifest_stamp(path)
     with _open_lock:
         cached = _cached(key, stamp)
@@ -88,7 +88,7 @@ def open_index(index: str | Path | Index | None = None, *, settings: Settings | 
 def _default_index(s: Settings) -> Index:
     path = default_index_path(s)
     doc = default_document()
-    key = (str(path.resolve()), s.model)
+    key = (str(path.resolve()), s.model, s.backend)
     with _open_lock:
         cached = _cached(key, _manifest_stamp(path))
         if cached is not None:

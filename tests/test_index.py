@@ -12,7 +12,7 @@ import pytest
 
 import qa
 from qa.embedding import get_encoder
-from qa.index import MANIFEST, META, VECTORS, _sentence_texts
+from qa.index import MANIFEST, META, TITLE_WEIGHT, VECTORS, _sentence_texts
 from qa.lexical import Lexical
 from qa.ranking import duplicate_key, fuse, top_unique
 
@@ -52,7 +52,16 @@ def test_fused_search_matches_brute_force_over_every_channel(squad_index_dir: Pa
     sentences, windows = _sentence_texts(docs, spans)
     titled = [f"{d.title} {d.text[a:b]}" for d, sp in zip(docs, spans, strict=True) for a, b in sp]
     encoder = get_encoder()
-    s_vectors, w_vectors = encoder.encode_documents(sentences), encoder.encode_documents(windows)
+    s_vectors = encoder.encode_documents(sentences)
+    # Context vector, written out plainly: TITLE_WEIGHT x title + the sentence and its neighbours, unit length.
+    w_vectors = np.zeros_like(s_vectors)
+    row = 0
+    for doc, sp in zip(docs, spans, strict=True):
+        title = encoder.encode_documents([doc.title])[0]
+        for j in range(len(sp)):
+            v = TITLE_WEIGHT * title + sum(s_vectors[row + i] for i in range(max(0, j - 1), min(len(sp), j + 2)))
+            w_vectors[row + j] = v / np.linalg.norm(v)
+        row += len(sp)
     bm25, bm25_context = Lexical.build(titled), Lexical.build(windows)
     keys = np.array([duplicate_key(t) for t in sentences])
     for question in ["Who won Super Bowl 50?", "Where was the game played?", "What color was used for the 50th?"]:
@@ -113,6 +122,8 @@ def test_manifest_describes_the_index(small: qa.Index) -> None:
         "name": "sentence-transformers/all-MiniLM-L6-v2",
         "weights_sha256": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
         "dimension": 384,
+        "backend": "onnx",
+        "precision": "float32",
     }
     assert manifest["segmenter"]["name"] == "syntok"
     assert set(manifest["channels"]) == {"dense", "dense_context", "bm25", "bm25_context"}
@@ -231,8 +242,9 @@ def test_add_replace_remove_round_trip_equals_a_fresh_build(tmp_path: Path) -> N
     birds = qa.Document("c", "C", "Birds sing at dawn.")
     up = index.update(add=[changed_b, birds, BASE[0]])
     assert (up.added, up.replaced, up.unchanged, up.removed) == (["c"], ["b"], ["a"], [])
-    # only the changed sentence, b's two windows and c's sentence and window went through the model
-    assert up.embedded == 5
+    # only the changed sentence, c's sentence and the titles of b and c (for their context vectors) went
+    # through the model
+    assert up.embedded == 4
     _same_results(up.index, qa.Index.build([BASE[0], changed_b, birds]))
     _same_results(qa.Index.load(tmp_path / "idx"), up.index)  # saved in place
 

@@ -35,6 +35,31 @@ def test_scores_are_a_share_of_the_best_possible() -> None:
     assert float(lex.scores("largest planet population census").max()) < float(lex.scores("largest planet").max())
 
 
+def test_sparse_scores_equal_bm25s_own_scoring_of_every_row() -> None:
+    """Oracle: reading the question's posting lists gives bm25s' full score array, normalised, row for row."""
+    import bm25s
+
+    from qa.lexical import K1, B
+
+    docs = qa.load_sources([Path(__file__).parent / "data" / "squad_docs.jsonl"])
+    texts = [d.text[a:b] for d in docs for a, b in qa.sentences.split(d.text)]
+    lex = Lexical.build(texts)
+    reference = bm25s.BM25(k1=K1, b=B)
+    reference.index([tokenize(t) or [""] for t in texts], show_progress=False)
+    for question in ["Who won Super Bowl 50?", "Denver Broncos Broncos defense", "the of and", "zzzz unknown"]:
+        rows, values = lex.sparse_scores(question)
+        assert list(rows) == sorted(set(rows.tolist())) and (values > 0).all()
+        tokens = tokenize(question)
+        ids = [reference.vocab_dict[t] for t in tokens if t in reference.vocab_dict]
+        full = np.zeros(len(texts), dtype=np.float32)
+        if ids:
+            ceiling = (K1 + 1) * sum(float(lex._idf[reference.vocab_dict[t]]) if t in reference.vocab_dict
+                                     else lex._idf_unseen for t in tokens)
+            full = np.asarray(reference.get_scores_from_ids(ids), dtype=np.float32) / ceiling
+        np.testing.assert_allclose(lex.scores(question), full, rtol=1e-5, atol=1e-7)
+        assert set(np.flatnonzero(full).tolist()) == set(rows.tolist())
+
+
 def test_save_load_round_trip(tmp_path: Path) -> None:
     lex = Lexical.build(TEXTS)
     lex.save(tmp_path / "bm25")
