@@ -96,7 +96,9 @@ class Lexical:
         params = json.loads((folder / "params.index.json").read_text(encoding="utf-8"))
         if params.get("k1") != K1 or params.get("b") != B:
             raise ValueError(f"BM25 parameters {params.get('k1')}/{params.get('b')} differ from {K1}/{B}")
-        return cls(bm25s.BM25.load(str(folder), allow_pickle=False, show_progress=False))
+        # Memory-mapped: a question reads only its words' posting lists, so a large index costs page cache that
+        # the OS can reclaim rather than resident memory, and loading does not read the arrays at all.
+        return cls(bm25s.BM25.load(str(folder), allow_pickle=False, mmap=True, show_progress=False))
 
     def scores(self, question: str) -> np.ndarray:
         """Normalised BM25 of every row for ``question``: float32 array in [0, 1]."""
