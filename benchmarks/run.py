@@ -786,7 +786,8 @@ def report() -> Path:
               f"- CPU: {m['cpu']}, {m['cores']} cores; RAM {fmt_bytes(m['ram_bytes'])}; {m['platform']}",
               f"- Python {m['python']}; torch {v.get('torch')} ({m['torch_threads']} threads); faiss-cpu "
               f"{v.get('faiss-cpu')}; sentence-transformers {v.get('sentence-transformers')}; transformers "
-              f"{v.get('transformers')}; numpy {v.get('numpy')}; bm25s {v.get('bm25s')}",
+              f"{v.get('transformers')}; onnxruntime {v.get('onnxruntime')}; numpy {v.get('numpy')}; "
+              f"bm25s {v.get('bm25s')}",
               f"- qa settings: {m.get('qa_settings', 'default (not recorded)')}",
               "- The machine is **shared** with other workers (2 cores): every part records the load average "
               "(1/5/15 min) at its start and end, below. Figures taken under load are slower than on an idle "

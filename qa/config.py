@@ -78,7 +78,7 @@ class Settings:
     """With ``index_type=auto``, indexes up to this many sentences are exact (flat)."""
     nprobe: int = 0
     """Clusters an ``ivf`` index scans per query (0: chosen by size for recall@10 >= 0.95)."""
-    batch_size: int = 64
+    batch_size: int = 32
     """Sentences per forward pass when embedding."""
     device: str = "cpu"
     """Torch device for the model."""

@@ -71,7 +71,7 @@ _SMALL_BATCH = 8
 
 _PRECISION = {"torch": "float32", "onnx": "float32", "onnx-int8": "int8"}
 #: Version of the export recipe below; bumping it makes every cached export be made anew.
-ONNX_RECIPE = 1
+ONNX_RECIPE = 2
 _ONNX_OPSET = 17
 _ONNX_FILE = "model.onnx"
 _EXPORT_INFO = "export.json"
@@ -229,7 +229,6 @@ def ensure_onnx_export(spec: ModelSpec, backend: str, cache_dir: Path, model: Se
     target = onnx_export_dir(spec, backend, cache_dir)
     if _valid_export(target):
         return target / _ONNX_FILE
-    source = ensure_onnx_export(spec, "onnx", cache_dir, model) if backend == "onnx-int8" else None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
@@ -242,10 +241,12 @@ def ensure_onnx_export(spec: ModelSpec, backend: str, cache_dir: Path, model: Se
         log.info("exporting model %s to ONNX (%s) in %s, once for these weights", spec.name, backend, target)
         start = time.perf_counter()
         try:
-            if source is None:
-                _export_float(model, tmp / _ONNX_FILE)
-            else:
-                _quantize_int8(source, tmp / _ONNX_FILE)
+            if backend == "onnx":
+                optimized = _export_float(model, tmp / _ONNX_FILE, optimize=True)
+            else:  # int8 weights are quantized from the plain float graph, which the quantizer knows best
+                optimized = _export_float(model, tmp / "float.onnx", optimize=False)
+                _quantize_int8(tmp / "float.onnx", tmp / _ONNX_FILE)
+                (tmp / "float.onnx").unlink()
         except ModelError:
             raise
         except Exception as exc:
@@ -259,6 +260,7 @@ def ensure_onnx_export(spec: ModelSpec, backend: str, cache_dir: Path, model: Se
             "backend": backend,
             "recipe": ONNX_RECIPE,
             "opset": _ONNX_OPSET,
+            "fused": optimized,
             "onnx_sha256": _file_sha256(tmp / _ONNX_FILE),
             "versions": _versions(),
             "export_seconds": round(time.perf_counter() - start, 2),
@@ -354,8 +356,13 @@ def _transformer_of(model: SentenceTransformer) -> Any:
     return first
 
 
-def _export_float(model: SentenceTransformer, path: Path) -> None:
-    """Export the transformer of ``model`` (token ids in, ``last_hidden_state`` out) to ``path``."""
+def _export_float(model: SentenceTransformer, path: Path, *, optimize: bool) -> bool:
+    """Export the transformer of ``model`` (token ids in, ``last_hidden_state`` out) to ``path``.
+
+    With ``optimize``, BERT-family graphs are then fused by ONNX Runtime's transformer optimizer (attention,
+    skip-layer-norm and bias-GELU kernels, about 10% faster on a CPU), kept only if the fused graph gives the
+    same output as the plain one on the tracing batch. Returns whether the fused graph was kept.
+    """
     import inspect
 
     import torch
@@ -404,6 +411,43 @@ def _export_float(model: SentenceTransformer, path: Path) -> None:
         if previous is not None:
             with contextlib.suppress(Exception):
                 hf_model.set_attn_implementation(previous)
+    if not optimize:
+        return False
+    return _fuse(path, hf_model.config, {n: features[n].numpy() for n in names})
+
+
+#: Model types whose graphs ONNX Runtime's "bert" optimizer knows how to fuse.
+_FUSABLE = {"bert", "roberta", "xlm-roberta", "distilbert", "mpnet", "electra", "camembert"}
+
+
+def _fuse(path: Path, config: Any, feed: dict[str, np.ndarray]) -> bool:
+    """Replace ``path`` by its fused graph if the optimizer applies and the outputs agree; else leave it."""
+    if getattr(config, "model_type", None) not in _FUSABLE:
+        return False
+    import onnxruntime as ort
+
+    fused = path.with_name(f"fused-{path.name}")
+    try:
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        with _quiet():
+            graph = optimize_model(str(path), model_type="bert", num_heads=int(config.num_attention_heads),
+                                   hidden_size=int(config.hidden_size), opt_level=1)
+            graph.save_model_to_file(str(fused))
+        outputs = []
+        for candidate in (path, fused):
+            session = ort.InferenceSession(str(candidate), providers=["CPUExecutionProvider"])
+            outputs.append(session.run(["last_hidden_state"], feed)[0])
+        if outputs[0].shape != outputs[1].shape or float(np.abs(outputs[0] - outputs[1]).max()) > 1e-3:
+            log.warning("the fused ONNX graph disagrees with the plain one; keeping the plain graph")
+            return False
+        os.replace(fused, path)
+        return True
+    except Exception as exc:  # noqa: BLE001 - an optimizer that fails here costs speed, not correctness
+        log.warning("could not fuse the ONNX graph (%s: %s); keeping the plain graph", type(exc).__name__, exc)
+        return False
+    finally:
+        fused.unlink(missing_ok=True)
 
 
 def _quantize_int8(source: Path, path: Path) -> None:
@@ -506,7 +550,7 @@ class Encoder:
         spec: ModelSpec,
         *,
         device: str = "cpu",
-        batch_size: int = 64,
+        batch_size: int = 32,
         allow_download: bool = False,
         backend: str = "torch",
         cache_dir: Path | None = None,
@@ -621,7 +665,7 @@ class OnnxEncoder:
     Attributes: as :class:`Encoder`.
     """
 
-    def __init__(self, spec: ModelSpec, *, backend: str, onnx_path: Path, recipe: _Recipe, batch_size: int = 64):
+    def __init__(self, spec: ModelSpec, *, backend: str, onnx_path: Path, recipe: _Recipe, batch_size: int = 32):
         import onnxruntime as ort
         from tokenizers import Tokenizer
 

@@ -29,6 +29,7 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,6 +73,17 @@ TITLE_WEIGHT = 1.5
 #: Candidates each channel contributes before fusion (at least; more when k is large).
 POOL = 50
 _LOADS = threading.Lock()
+_WORKERS: ThreadPoolExecutor | None = None
+_WORKERS_LOCK = threading.Lock()
+
+
+def _workers() -> ThreadPoolExecutor:
+    """Threads that overlap one question's steps: ONNX Runtime, FAISS and numpy release the GIL while they work."""
+    global _WORKERS
+    with _WORKERS_LOCK:
+        if _WORKERS is None:
+            _WORKERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="qa-search")
+        return _WORKERS
 
 
 @dataclass(frozen=True)
@@ -513,31 +525,66 @@ class Index:
         if k < 1:
             raise QAError(f"k={k} must be at least 1")
         allowed = None if docs is None else self.rows_of(docs)
-        queries = get_encoder(self.settings).encode_queries(list(questions))
+        encoder = get_encoder(self.settings)
+        lexical = None
+        if len(questions) == 1:
+            # One question (the common case): BM25 runs while the model encodes it.
+            pending = _workers().submit(encoder.encode_queries, list(questions))
+            lexical = self._lexical_scores(questions[0], allowed)
+            queries = pending.result()
+        else:
+            queries = encoder.encode_queries(list(questions))
         results = []
         for question, query in zip(questions, queries, strict=True):
-            rows, scores = self.rank(question, query, k=k, allowed=allowed)
+            rows, scores = self.rank(question, query, k=k, allowed=allowed, lexical=lexical)
             results.append([self.passage(int(r), float(v), context=context) for r, v in zip(rows, scores, strict=True)])
         return results
 
+    def _lexical_scores(
+        self, question: str, allowed: np.ndarray | None
+    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Sparse scores of every active lexical channel: ``{channel: (rows, scores)}``, within ``allowed``."""
+        out = {}
+        for name, weight in self.settings.weights.items():
+            if weight > 0 and name in self._lexical:
+                rows, values = self._lexical[name].sparse_scores(question)
+                if allowed is not None:
+                    keep = np.isin(rows, allowed)
+                    rows, values = rows[keep], values[keep]
+                out[name] = (rows, values)
+        return out
+
     def rank(
-        self, question: str, query: np.ndarray, *, k: int, allowed: np.ndarray | None = None
+        self,
+        question: str,
+        query: np.ndarray,
+        *,
+        k: int,
+        allowed: np.ndarray | None = None,
+        lexical: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Fused ranking of one question: ``(rows, scores)``, best first, at most ``k``, no duplicates.
 
         Each active channel (weight > 0) proposes its best :data:`POOL` rows; every candidate is then scored
-        exactly by every active channel, and the scores are fused (:func:`qa.ranking.fuse`).
+        exactly by every active channel, and the scores are fused (:func:`qa.ranking.fuse`). ``lexical`` is
+        :meth:`_lexical_scores` of the question if already computed.
         """
         weights = {name: w for name, w in self.settings.weights.items() if w > 0}
         pool = min(len(self), max(POOL, 4 * k))
         query = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
-        lexical = {name: self._lexical[name].sparse_scores(question) for name in weights if name in self._lexical}
-        if allowed is not None:
-            lexical = {name: (rows[keep], values[keep]) for name, (rows, values) in lexical.items()
-                       for keep in [np.isin(rows, allowed)]}
+        if lexical is None:
+            lexical = self._lexical_scores(question, allowed)
+        dense = [name for name in weights if name in self._dense]
+        # Past the exact-search size each FAISS search takes milliseconds: run the channels side by side.
+        side: dict[str, Future[tuple[np.ndarray, np.ndarray]]] = {}
+        if len(self) > self.settings.exact_limit:
+            side = {name: _workers().submit(self.search_vectors, query, k=pool, allowed=allowed, channel=name)
+                    for name in dense[1:]}
         proposals = []
         for name in weights:
-            if name in self._dense:
+            if name in side:
+                proposals.append(side[name].result()[1][0])
+            elif name in self._dense:
                 proposals.append(self.search_vectors(query, k=pool, allowed=allowed, channel=name)[1][0])
             else:
                 rows, values = lexical[name]

@@ -110,8 +110,8 @@ class Lexical:
     def sparse_scores(self, question: str) -> tuple[np.ndarray, np.ndarray]:
         """The rows ``question`` scores above zero (sorted) and their normalised BM25, as :meth:`scores` gives.
 
-        Reads only the posting lists of the question's words: at a million sentences this is a few thousand
-        entries instead of a million-long array to fill and sort.
+        Reads only the posting lists of the question's words, and returns only the rows they hold, so that
+        the caller never sorts a full-length array.
         """
         tokens = [t for t in tokenize(question) if t]
         ids = [self._vocab[t] for t in tokens if t in self._vocab]
@@ -122,8 +122,19 @@ class Lexical:
         matrix = self._bm25.scores
         indptr, indices, data = matrix["indptr"], matrix["indices"], matrix["data"]
         # A word asked twice counts twice, as in bm25s' own scoring.
-        rows = np.concatenate([indices[indptr[i]:indptr[i + 1]] for i in ids])
-        values = np.concatenate([data[indptr[i]:indptr[i + 1]] for i in ids])
-        unique, inverse = np.unique(rows, return_inverse=True)
-        summed = np.bincount(inverse, weights=values, minlength=len(unique))
+        spans = [(int(indptr[i]), int(indptr[i + 1])) for i in ids]
+        summed: np.ndarray
+        if sum(b - a for a, b in spans) * 8 > self.size:
+            # Common words: add each posting list into a dense array (a row occurs once per list, so plain
+            # fancy-index addition is exact), cheaper than sorting this many postings.
+            dense = np.zeros(self.size, dtype=np.float32)
+            for a, b in spans:
+                dense[indices[a:b]] += data[a:b]
+            unique = np.flatnonzero(dense)
+            summed = dense[unique]
+        else:
+            rows = np.concatenate([indices[a:b] for a, b in spans])
+            values = np.concatenate([data[a:b] for a, b in spans])
+            unique, inverse = np.unique(rows, return_inverse=True)
+            summed = np.bincount(inverse, weights=values, minlength=len(unique))
         return unique.astype(np.int64), (summed / ceiling).astype(np.float32)

@@ -24,6 +24,7 @@ from qa import embedding
 from qa.config import DEFAULT_MODEL, Settings
 from qa.embedding import (
     DEFAULT_MODEL_SHA256,
+    ONNX_RECIPE,
     Encoder,
     ModelSpec,
     OnnxEncoder,
@@ -238,7 +239,7 @@ def test_export_is_cached_by_weights_hash_and_not_redone(
     assert info["weights_sha256"] == DEFAULT_MODEL_SHA256 and info["backend"] == "onnx-int8"
     before = {b: _stamps(f) for b, f in folders.items()}
 
-    def refuse(*args: object) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("exported again although the cache holds the export")
 
     monkeypatch.setattr(embedding, "_export_float", refuse)
@@ -254,7 +255,7 @@ def test_export_is_cached_by_weights_hash_and_not_redone(
 
 
 def _cache_with_float_export(onnx_cache: Path, spec: ModelSpec, tmp_path: Path) -> Path:
-    """A fresh cache that already holds the float export (so only the quick int8 step is left to do)."""
+    """A fresh cache that already holds the float export (the int8 export is made beside it)."""
     cache = tmp_path / "cache"
     src = onnx_export_dir(spec, "onnx", onnx_cache)
     shutil.copytree(src, onnx_export_dir(spec, "onnx", cache))
@@ -276,7 +277,7 @@ def test_failed_export_leaves_neither_a_half_export_nor_temporary_files(
         ensure_onnx_export(spec, "onnx-int8", cache, model)
     target = onnx_export_dir(spec, "onnx-int8", cache)
     assert not target.exists()
-    assert sorted(p.name for p in target.parent.iterdir()) == ["onnx-r1"]
+    assert sorted(p.name for p in target.parent.iterdir()) == [f"onnx-r{ONNX_RECIPE}"]
 
 
 def test_export_finished_first_by_another_process_is_used_and_ours_discarded(
@@ -295,7 +296,8 @@ def test_export_finished_first_by_another_process_is_used_and_ours_discarded(
     path = ensure_onnx_export(spec, "onnx-int8", cache, get_encoder(Settings(backend="torch"))._model)
     assert path == target / "model.onnx"
     assert (target / "export.json").read_bytes() == (theirs / "export.json").read_bytes()
-    assert sorted(p.name for p in target.parent.iterdir()) == ["onnx-int8-r1", "onnx-r1"]  # no temp left
+    both = [f"onnx-int8-r{ONNX_RECIPE}", f"onnx-r{ONNX_RECIPE}"]
+    assert sorted(p.name for p in target.parent.iterdir()) == both  # no temp left
 
 
 def test_damaged_export_is_made_again(onnx_cache: Path, spec: ModelSpec, tmp_path: Path) -> None:
@@ -309,7 +311,7 @@ def test_damaged_export_is_made_again(onnx_cache: Path, spec: ModelSpec, tmp_pat
     assert info["onnx_sha256"] == embedding._file_sha256(target / "model.onnx")
     reference = _encoder("torch", onnx_cache).encode_documents(SENTENCES[:2])
     assert float((encoder.encode_documents(SENTENCES[:2]) * reference).sum(axis=1).min()) > 0.99
-    assert sorted(p.name for p in target.parent.iterdir()) == ["onnx-r1"]
+    assert sorted(p.name for p in target.parent.iterdir()) == [f"onnx-r{ONNX_RECIPE}"]
 
 
 @pytest.mark.slow
@@ -337,7 +339,7 @@ def test_two_processes_exporting_at_once_both_get_one_complete_export(
     target = onnx_export_dir(spec, "onnx-int8", cache)
     info = json.loads((target / "export.json").read_text(encoding="utf-8"))
     assert info["onnx_sha256"] == embedding._file_sha256(target / "model.onnx")
-    assert sorted(p.name for p in target.parent.iterdir()) == ["onnx-int8-r1", "onnx-r1"]
+    assert sorted(p.name for p in target.parent.iterdir()) == [f"onnx-int8-r{ONNX_RECIPE}", f"onnx-r{ONNX_RECIPE}"]
     for folder in target.parent.iterdir():  # nothing left beside the exports (the quantizer's scratch files)
         assert sorted(p.name for p in folder.iterdir()) == ["export.json", "model.onnx"]
 
