@@ -300,3 +300,40 @@ sys.exit(main(["index", "add", {str(path)!r}, {str(tmp_path / "new.txt")!r}]))
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=300)
     assert proc.returncode == -9, proc.stderr.decode()
     assert [d.doc_id for d in qa.Index.load(path).documents] == ["a", "b"]
+
+
+# ------------------------------------------------------------------------------- approximate (IVF) search
+
+
+def _clustered_unit_vectors(n: int, dim: int = 64, seed: int = 0) -> np.ndarray:
+    """Unit vectors in a few hundred gaussian clusters: shaped like sentence embeddings, not uniform noise."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(300, dim))
+    vectors = centres[rng.integers(0, 300, n)] + 0.6 * rng.normal(size=(n, dim))
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.mark.parametrize(("bits", "min_recall"), [(8, 0.95), (4, 0.8)])
+def test_ivf_is_chosen_past_the_exact_limit_and_keeps_recall_against_brute_force(bits: int, min_recall: float) -> None:
+    """Oracle: the approximate index's top 10 against exact inner product over the same vectors."""
+    from qa.index import describe, vector_index
+
+    vectors = _clustered_unit_vectors(30_000)
+    assert describe(vector_index(vectors[:1000], exact_limit=20_000)) == "IndexFlatIP"
+    index = vector_index(vectors, exact_limit=20_000, bits=bits)
+    assert describe(index) == f"IVF{int(4 * np.sqrt(30_000))},SQ{bits}"
+    queries = _clustered_unit_vectors(200, seed=1)
+    _, rows = index.search(queries, 10)
+    truth = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
+    recall = np.mean([len(set(r) & set(t)) / 10 for r, t in zip(rows.tolist(), truth.tolist(), strict=True)])
+    assert recall >= min_recall, recall
+
+
+def test_an_ivf_index_answers_like_the_exact_one(squad_index_dir: Path, tmp_path: Path) -> None:
+    docs = [Path(__file__).parent / "data" / "squad_docs.jsonl"]
+    ivf = qa.Index.build(docs, tmp_path / "ivf", settings=qa.get_settings(index_type="ivf"))
+    channels = json.loads((tmp_path / "ivf" / MANIFEST).read_text())["channels"]
+    assert channels["dense"]["faiss"].endswith(",SQ8") and channels["dense_context"]["faiss"].endswith(",SQ4")
+    exact = qa.Index.load(squad_index_dir)
+    for question in ["Who won Super Bowl 50?", "Where was the game played?", "Who was the MVP?"]:
+        assert ivf.search(question, k=1)[0].text == exact.search(question, k=1)[0].text
