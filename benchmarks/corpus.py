@@ -148,6 +148,16 @@ def _real_sentences(docs: list[dict[str, str]]) -> list[list[str]]:
     return [[d["text"][a:b] for a, b in seg.split(d["text"])] for d in docs]
 
 
+def _scratch(folder: Path) -> Path:
+    """An empty ``<folder>.tmp/docs`` to write a corpus into (renamed to ``folder`` when complete)."""
+    import shutil
+
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "docs").mkdir(parents=True)
+    return tmp
+
+
 def text_corpus(size: int, *, log: Any = print) -> Corpus:
     """The real + generated corpus of at least ``size`` sentences (qa's split), built once and cached."""
     folder = CORPUS_DIR / label(size)
@@ -158,12 +168,7 @@ def text_corpus(size: int, *, log: Any = print) -> Corpus:
     from qa import sentences as seg
 
     log(f"generating corpus {label(size)} in {folder} (real SQuAD + article, then Markov-generated text)")
-    tmp = folder.with_name(folder.name + ".tmp")
-    if tmp.exists():
-        import shutil
-
-        shutil.rmtree(tmp)
-    (tmp / "docs").mkdir(parents=True)
+    tmp = _scratch(folder)
     real = real_documents()
     real_split = _real_sentences(real)
     titles = sorted({d["title"] for d in real})
@@ -243,12 +248,7 @@ def synthetic_corpus(size: int, *, log: Any = print) -> Corpus:
         return Corpus(size, folder, folder / "docs", m["sentences"], 0, m["kind"])
     bases = base_vectors(log=log)
     log(f"generating synthetic corpus {label(size)} in {folder} (generated text, synthetic vectors)")
-    tmp = folder.with_name(folder.name + ".tmp")
-    if tmp.exists():
-        import shutil
-
-        shutil.rmtree(tmp)
-    (tmp / "docs").mkdir(parents=True)
+    tmp = _scratch(folder)
     real = real_documents()
     chain = Markov([s for doc in _real_sentences(real[:300]) for s in doc])
     titles = sorted({d["title"] for d in real})

@@ -495,14 +495,7 @@ def _onnx_module(path: Path, config: Any) -> Any:
         def session(self, threads: int) -> ort.InferenceSession:
             threads = max(1, threads)
             if threads not in self._sessions:
-                options = ort.SessionOptions()
-                options.intra_op_num_threads = threads
-                options.inter_op_num_threads = 1
-                options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-                options.log_severity_level = 3  # errors only
-                self._sessions[threads] = ort.InferenceSession(
-                    str(self.path), options, providers=["CPUExecutionProvider"]
-                )
+                self._sessions[threads] = _ort_session(self.path, threads)
             return self._sessions[threads]
 
         def forward(self, **features: Any) -> dict[str, torch.Tensor]:
@@ -511,6 +504,18 @@ def _onnx_module(path: Path, config: Any) -> Any:
             return {"last_hidden_state": torch.from_numpy(hidden)}
 
     return OnnxTransformer()
+
+
+def _ort_session(path: Path, threads: int) -> Any:
+    """An ONNX Runtime CPU session running ``path`` with ``threads`` intra-op threads (0: one per core)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def _use_onnx(model: SentenceTransformer, path: Path) -> None:
@@ -666,17 +671,15 @@ class OnnxEncoder:
     """
 
     def __init__(self, spec: ModelSpec, *, backend: str, onnx_path: Path, recipe: _Recipe, batch_size: int = 32):
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         self.spec = spec
         self.backend = backend
         self.precision = vector_precision(backend)
-        self.onnx_path: Path | None = onnx_path
+        self.onnx_path: Path = onnx_path
         self.batch_size = batch_size
         self.dimension = recipe.dimension
         self._pooling = recipe.pooling
-        self._ort = ort
         self._tokenizer = Tokenizer.from_file(str(recipe.tokenizer))
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_length=recipe.max_length)
@@ -695,16 +698,9 @@ class OnnxEncoder:
             ) from exc
 
     def _session(self, threads: int) -> Any:
+        # 0 = one thread per core; a few short texts gain nothing from more than one (see Encoder._encode).
         if threads not in self._sessions:
-            options = self._ort.SessionOptions()
-            # 0 = one thread per core; a few short texts gain nothing from more than one (see Encoder._encode).
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            options.graph_optimization_level = self._ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            options.log_severity_level = 3  # errors only
-            self._sessions[threads] = self._ort.InferenceSession(
-                str(self.onnx_path), options, providers=["CPUExecutionProvider"]
-            )
+            self._sessions[threads] = _ort_session(self.onnx_path, threads)
         return self._sessions[threads]
 
     def encode_documents(self, texts: list[str], *, progress: bool | None = None) -> np.ndarray:
@@ -798,30 +794,38 @@ def get_encoder(settings: Settings | None = None) -> Encoder | OnnxEncoder:
     with _encoders_lock:
         encoder = _encoders.get(key)
         if encoder is None:
-            encoder = _lean_encoder(spec, s, cache_dir)
-        if encoder is None:
-            full = Encoder(
-                spec,
-                device=s.device,
-                batch_size=s.batch_size,
-                allow_download=s.allow_download,
-                backend=s.backend,
-                cache_dir=cache_dir,
-            )
-            # Now that the export exists, use the lean runner when the model allows (same vectors, no torch).
-            encoder = _lean_encoder(spec, s, cache_dir) or full
-        _encoders[key] = encoder
+            encoder = _load_encoder(spec, s, cache_dir)
+            _encoders[key] = encoder
     encoder.batch_size = s.batch_size
     return encoder
 
 
-def _lean_encoder(spec: ModelSpec, s: Settings, cache_dir: Path) -> OnnxEncoder | None:
-    """An :class:`OnnxEncoder` if the backend is ONNX, the export is cached and the model is a simple one."""
+def _load_encoder(spec: ModelSpec, s: Settings, cache_dir: Path) -> Encoder | OnnxEncoder:
+    """The lean :class:`OnnxEncoder` when the backend and model allow it, else sentence-transformers'."""
+    recipe = _lean_recipe(spec, s)
+    if recipe is not None:
+        target = onnx_export_dir(spec, s.backend, cache_dir)
+        if _valid_export(target):
+            return OnnxEncoder(spec, backend=s.backend, onnx_path=target / _ONNX_FILE, recipe=recipe,
+                               batch_size=s.batch_size)
+    # No export yet (or not a simple model): sentence-transformers loads the model and exports it if needed.
+    full = Encoder(
+        spec,
+        device=s.device,
+        batch_size=s.batch_size,
+        allow_download=s.allow_download,
+        backend=s.backend,
+        cache_dir=cache_dir,
+    )
+    if recipe is None or full.onnx_path is None:
+        return full
+    # Now that the export exists, run it with the lean encoder (same vectors, no torch) like later processes.
+    return OnnxEncoder(spec, backend=s.backend, onnx_path=full.onnx_path, recipe=recipe, batch_size=s.batch_size)
+
+
+def _lean_recipe(spec: ModelSpec, s: Settings) -> _Recipe | None:
+    """The model's recipe if it may run on :class:`OnnxEncoder`: ONNX backend, CPU, local simple model."""
     if s.backend == "torch" or s.device != "cpu" or spec.weights_sha256 is None:
         return None
     folder = Path(spec.location)
-    recipe = _simple_recipe(folder) if folder.is_dir() else None
-    target = onnx_export_dir(spec, s.backend, cache_dir)
-    if recipe is None or not _valid_export(target):
-        return None
-    return OnnxEncoder(spec, backend=s.backend, onnx_path=target / _ONNX_FILE, recipe=recipe, batch_size=s.batch_size)
+    return _simple_recipe(folder) if folder.is_dir() else None

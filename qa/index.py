@@ -295,13 +295,11 @@ class Index:
             vectors[i] = vector
         # Only sentences go through the model. A sentence's context vector is made from vectors at hand (its
         # own, its neighbours' and its title's), so the context channel costs no second, longer forward pass.
+        # Once the missing sentences are embedded every sentence vector is at hand, so a missing context
+        # vector needs only its title's vector besides.
         missing = [i for i in range(n) if i not in cached]
         doc_of = np.repeat(np.arange(len(docs)), [len(sp) for sp in spans_per_doc])
         need_context = np.array([i for i in range(n, 2 * n) if i not in cached], dtype=np.int64) - n
-        # A missing context vector needs its neighbours' sentence vectors: embed those too if not cached.
-        around = {int(j) for i in need_context for j in (i - WINDOW, i, i + WINDOW)
-                  if 0 <= j < n and doc_of[j] == doc_of[i]}
-        missing = sorted(set(missing) | {j for j in around if j not in cached})
         titles = sorted({docs[doc_of[i]].title for i in need_context})
         log.info("embedding %d sentences and %d titles (%d sentence vectors reused) from %d documents",
                  len(missing), len(titles), n - len(missing), len(docs))

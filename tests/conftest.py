@@ -46,3 +46,14 @@ def squad_index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def seed_questions() -> list[dict]:  # type: ignore[type-arg]
     return [json.loads(line) for line in (DATA / "seed_questions.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture(scope="module")
+def _offline_hub() -> Iterator[None]:
+    # gradio_client builds Hugging Face headers, which may look up huggingface.co; this machine stays local.
+    import huggingface_hub.constants as hub
+
+    old = hub.HF_HUB_OFFLINE
+    hub.HF_HUB_OFFLINE = True
+    yield
+    hub.HF_HUB_OFFLINE = old

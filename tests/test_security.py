@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from browser_support import CHROMIUM, CHROMIUM_ARGS
 
 import qa
 from qa import ui
@@ -29,17 +30,6 @@ from qa.conversation import read_question
 from qa.documents import safe_filename
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PAYLOAD = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*no_silent_downcasting", "ignore:The copy keyword is deprecated")
@@ -72,17 +62,6 @@ def _served(index: Path, settings: qa.Settings) -> Iterator[tuple[Any, str]]:
         yield app, url
     finally:
         app.close()
-
-
-@pytest.fixture(scope="module")
-def _offline_hub() -> Iterator[None]:
-    # gradio_client builds Hugging Face headers, which may look up huggingface.co; this machine stays local.
-    import huggingface_hub.constants as hub
-
-    old = hub.HF_HUB_OFFLINE
-    hub.HF_HUB_OFFLINE = True
-    yield
-    hub.HF_HUB_OFFLINE = old
 
 
 def _http(url: str, *, method: str = "GET", data: bytes | None = None, headers: dict[str, str] | None = None) -> int:

@@ -182,17 +182,6 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def _offline_hub() -> Iterator[None]:
-    # gradio_client builds Hugging Face headers, which may look up huggingface.co; this machine stays local.
-    import huggingface_hub.constants as hub
-
-    old = hub.HF_HUB_OFFLINE
-    hub.HF_HUB_OFFLINE = True
-    yield
-    hub.HF_HUB_OFFLINE = old
-
-
-@pytest.fixture(scope="module")
 def server(article_index: qa.Index, tmp_path_factory: pytest.TempPathFactory, _offline_hub: None) -> Iterator[str]:
     """The app on the bundled article, served on 127.0.0.1 for this module."""
     settings = qa.get_settings(feedback_dir=tmp_path_factory.mktemp("feedback"), concurrency=3)

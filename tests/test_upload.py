@@ -141,17 +141,6 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def _offline_hub() -> Iterator[None]:
-    # gradio_client builds Hugging Face headers, which may look up huggingface.co; this machine stays local.
-    import huggingface_hub.constants as hub
-
-    old = hub.HF_HUB_OFFLINE
-    hub.HF_HUB_OFFLINE = True
-    yield
-    hub.HF_HUB_OFFLINE = old
-
-
-@pytest.fixture(scope="module")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> qa.Settings:
     root = tmp_path_factory.mktemp("upload-root")
     return qa.get_settings(index_dir=root / "index", feedback_dir=root / "feedback", max_file_mb=MAX_FILE_MB)
