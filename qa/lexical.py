@@ -5,6 +5,9 @@ or compared with a threshold. Each score is divided by the most a sentence could
 ``(k1 + 1) * sum(idf of the query's words)``, where a word the corpus never uses counts with the highest
 idf: the result is in [0, 1] and says how much of the question's (weighted) vocabulary a sentence covers.
 A question about things the documents never mention ("population") therefore scores low everywhere.
+
+Words of a question's focus, the phrase after its wh-word ("which *economic sectors* were discussed"),
+name what the answer is about; they may count more than the question's other words (``focus_weight``).
 """
 
 from __future__ import annotations
@@ -19,13 +22,26 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TOKENIZER", "Lexical", "tokenize"]
+__all__ = ["TOKENIZER", "Lexical", "focus_words", "query_weights", "tokenize"]
 
 K1 = 1.2
-B = 0.75
+#: Length normalisation, lower than the usual 0.75: a sentence is short, and a long one is no less likely to
+#: answer (measured on SQuAD dev: MRR@10 of the full pipeline 0.8077 at b=0.75, 0.8118 at 0.5, 0.8134 at 0.3).
+B = 0.3
 _WORD = re.compile(r"\w+")
+_ISE = re.compile(r"^(\w{3,})is(e|ed|es|ing|ation|ations|er|ers)$")
+_OUR = re.compile(r"^(\w{3,})our(s|ed|ing|ite|ites|able)?$")
+_WH = re.compile(r"\b(?:what|which|whose|how\s+many|how\s+much)\b", re.IGNORECASE)
+#: Words that end a question's focus phrase besides the stop words: auxiliaries ("which sectors *were*").
+_FOCUS_END = frozenset(
+    ["is", "are", "was", "were", "be", "been", "being", "am", "do", "does", "did", "has", "have", "had", "can",
+     "could", "will", "would", "shall", "should", "may", "might", "must"]
+)
+#: The focus is the first words of the phrase: "what unresolved dispute between ..." -> unresolved, dispute.
+FOCUS_WORDS = 2
 #: Recorded in manifests: a change of tokenisation means a rebuild.
-TOKENIZER = {"words": r"\w+ lower-cased", "stopwords": "bm25s en", "stemmer": "snowball english", "k1": K1, "b": B}
+TOKENIZER = {"words": r"\w+ lower-cased", "stopwords": "bm25s en", "spelling": "american -ize -or",
+             "stemmer": "snowball english", "k1": K1, "b": B}
 
 
 def _bm25s() -> Any:
@@ -50,17 +66,69 @@ def _stopwords() -> frozenset[str]:
     return frozenset(STOPWORDS_EN)
 
 
+def american(word: str) -> str:
+    """``word`` with British -ise/-isation and -our endings spelled the American way, as the stemmer needs.
+
+    Snowball stems "recognised" and "recognized" differently; spelled alike, they match. Words that merely
+    end that way ("promise", "four") change the same way in questions and documents, so they still match.
+
+    Example:
+        >>> from qa.lexical import american
+        >>> american("recognised"), american("organisations"), american("behaviour"), american("four")
+        ('recognized', 'organizations', 'behavior', 'four')
+    """
+    return _OUR.sub(r"\1or\2", _ISE.sub(r"\1iz\2", word))
+
+
 def tokenize(text: str) -> list[str]:
-    """Lower-cased, stop-word-free, Snowball-stemmed words of ``text``.
+    """Lower-cased, stop-word-free, Snowball-stemmed words of ``text``, British spellings made American.
 
     Example:
         >>> from qa.lexical import tokenize
-        >>> tokenize("The relations were improving")
-        ['relat', 'were', 'improv']
+        >>> tokenize("The relations were improving"), tokenize("recognised") == tokenize("recognized")
+        (['relat', 'were', 'improv'], True)
     """
     stop = _stopwords()
-    words = [w for w in _WORD.findall(text.lower()) if w not in stop]
+    words = [american(w) for w in _WORD.findall(text.lower()) if w not in stop]
     return list(_stemmer().stemWords(words))
+
+
+def focus_words(question: str) -> list[str]:
+    """The words of ``question``'s focus: up to two words after its first what/which/whose/how many/how much.
+
+    The phrase ends at the first stop word or auxiliary verb; a question without such a phrase has no focus.
+
+    Example:
+        >>> from qa.lexical import focus_words
+        >>> focus_words("Which economic sectors were discussed?"), focus_words("What is the capital?")
+        (['economic', 'sectors'], [])
+    """
+    found = _WH.search(question)
+    if found is None:
+        return []
+    stop = _stopwords()
+    out: list[str] = []
+    for word in _WORD.findall(question[found.end():].lower()):
+        if word in stop or word in _FOCUS_END or len(out) == FOCUS_WORDS:
+            break
+        out.append(word)
+    return out
+
+
+def query_weights(question: str, focus_weight: float = 1.0) -> dict[str, float]:
+    """Each token of ``question`` with its weight: how often it occurs, times ``focus_weight`` if in the focus.
+
+    Example:
+        >>> from qa.lexical import query_weights
+        >>> query_weights("Which sectors were hit, and which sectors grew?", focus_weight=1.5)
+        {'which': 2.0, 'sector': 3.0, 'were': 1.0, 'hit': 1.0, 'grew': 1.0}
+    """
+    focus = set(_stemmer().stemWords(focus_words(question))) if focus_weight != 1.0 else set()
+    weights: dict[str, float] = {}
+    for token in tokenize(question):
+        if token:
+            weights[token] = weights.get(token, 0.0) + (focus_weight if token in focus else 1.0)
+    return weights
 
 
 class Lexical:
@@ -100,41 +168,41 @@ class Lexical:
         # the OS can reclaim rather than resident memory, and loading does not read the arrays at all.
         return cls(bm25s.BM25.load(str(folder), allow_pickle=False, mmap=True, show_progress=False))
 
-    def scores(self, question: str) -> np.ndarray:
+    def scores(self, question: str, *, focus_weight: float = 1.0) -> np.ndarray:
         """Normalised BM25 of every row for ``question``: float32 array in [0, 1]."""
-        rows, values = self.sparse_scores(question)
+        rows, values = self.sparse_scores(question, focus_weight=focus_weight)
         full = np.zeros(self.size, dtype=np.float32)
         full[rows] = values
         return full
 
-    def sparse_scores(self, question: str) -> tuple[np.ndarray, np.ndarray]:
+    def sparse_scores(self, question: str, *, focus_weight: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         """The rows ``question`` scores above zero (sorted) and their normalised BM25, as :meth:`scores` gives.
 
-        Reads only the posting lists of the question's words, and returns only the rows they hold, so that
-        the caller never sorts a full-length array.
+        Each query word's BM25 term counts with its :func:`query_weights` weight (a word asked twice counts
+        twice, as in bm25s' own scoring). Reads only the posting lists of the question's words, and returns
+        only the rows they hold, so that the caller never sorts a full-length array.
         """
-        tokens = [t for t in tokenize(question) if t]
-        ids = [self._vocab[t] for t in tokens if t in self._vocab]
-        if not ids:
+        weights = query_weights(question, focus_weight)
+        known = [(self._vocab[t], w) for t, w in weights.items() if t in self._vocab]
+        if not known:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        ceiling = (K1 + 1) * sum(float(self._idf[self._vocab[t]]) if t in self._vocab else self._idf_unseen
-                                 for t in tokens)
+        ceiling = (K1 + 1) * sum(w * (float(self._idf[self._vocab[t]]) if t in self._vocab else self._idf_unseen)
+                                 for t, w in weights.items())
         matrix = self._bm25.scores
         indptr, indices, data = matrix["indptr"], matrix["indices"], matrix["data"]
-        # A word asked twice counts twice, as in bm25s' own scoring.
-        spans = [(int(indptr[i]), int(indptr[i + 1])) for i in ids]
+        spans = [(int(indptr[i]), int(indptr[i + 1]), np.float32(w)) for i, w in known]
         summed: np.ndarray
-        if sum(b - a for a, b in spans) * 8 > self.size:
+        if sum(b - a for a, b, _ in spans) * 8 > self.size:
             # Common words: add each posting list into a dense array (a row occurs once per list, so plain
             # fancy-index addition is exact), cheaper than sorting this many postings.
             dense = np.zeros(self.size, dtype=np.float32)
-            for a, b in spans:
-                dense[indices[a:b]] += data[a:b]
-            unique = np.flatnonzero(dense)
+            for a, b, w in spans:
+                dense[indices[a:b]] += data[a:b] if w == 1 else w * data[a:b]
+            unique = np.flatnonzero(dense > 0)  # on a bool mask: several times faster than on the floats
             summed = dense[unique]
         else:
-            rows = np.concatenate([indices[a:b] for a, b in spans])
-            values = np.concatenate([data[a:b] for a, b in spans])
+            rows = np.concatenate([indices[a:b] for a, b, _ in spans])
+            values = np.concatenate([data[a:b] if w == 1 else w * data[a:b] for a, b, w in spans])
             unique, inverse = np.unique(rows, return_inverse=True)
             summed = np.bincount(inverse, weights=values, minlength=len(unique))
         return unique.astype(np.int64), (summed / ceiling).astype(np.float32)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import qa
-from qa.lexical import Lexical, tokenize
+from qa.lexical import Lexical, focus_words, query_weights, tokenize
 
 TEXTS = [
     "The Moon orbits the Earth every 27 days.",
@@ -58,6 +58,47 @@ def test_sparse_scores_equal_bm25s_own_scoring_of_every_row() -> None:
             full = np.asarray(reference.get_scores_from_ids(ids), dtype=np.float32) / ceiling
         np.testing.assert_allclose(lex.scores(question), full, rtol=1e-5, atol=1e-7)
         assert set(np.flatnonzero(full).tolist()) == set(rows.tolist())
+
+
+@pytest.mark.parametrize(
+    ("question", "focus"),
+    [
+        ("Which economic sectors were discussed during the visit?", ["economic", "sectors"]),
+        ("What unresolved dispute between India and Pakistan threatens stability?", ["unresolved", "dispute"]),
+        ("In what year did the war end?", ["year"]),
+        ("How many moons does Mars have?", ["moons"]),
+        ("What is the largest planet?", []),  # the phrase ends at once: no focus
+        ("Who discovered Phobos?", []),
+        ("Name the largest planet", []),
+    ],
+)
+def test_focus_words_are_the_phrase_after_the_wh_word(question: str, focus: list[str]) -> None:
+    assert focus_words(question) == focus
+
+
+def test_query_weights_count_repeats_and_weight_focus_words() -> None:
+    assert query_weights("Which moons orbit Mars, and which moons orbit Earth?") == {
+        "which": 2.0, "moon": 2.0, "orbit": 2.0, "mar": 1.0, "earth": 1.0}
+    weighted = query_weights("Which moons does Mars have?", focus_weight=1.5)
+    assert weighted == {"which": 1.0, "moon": 1.5, "doe": 1.0, "mar": 1.0, "have": 1.0}
+
+
+def test_focus_weight_two_scores_as_if_the_focus_words_were_asked_twice() -> None:
+    """Oracle: weight 2 on the focus equals plain scoring of the question with its focus words repeated."""
+    docs = qa.load_sources([Path(__file__).parent / "data" / "squad_docs.jsonl"])
+    lex = Lexical.build([d.text[a:b] for d in docs for a, b in qa.sentences.split(d.text)])
+    for question in ["Which NFL team represented the AFC?", "How many points did Denver score?"]:
+        repeated = question + " " + " ".join(focus_words(question))
+        np.testing.assert_allclose(lex.scores(question, focus_weight=2.0), lex.scores(repeated), rtol=1e-5)
+        assert not np.allclose(lex.scores(question, focus_weight=2.0), lex.scores(question))
+
+
+def test_focus_weight_prefers_the_sentence_with_the_focus_word() -> None:
+    lex = Lexical.build(["The delegates discussed the economy during the visit.",
+                         "Trade in sectors such as mining was on the agenda."])
+    question = "Which sectors were discussed during the visit?"
+    assert int(np.argmax(lex.scores(question))) == 0
+    assert int(np.argmax(lex.scores(question, focus_weight=3.0))) == 1
 
 
 def test_save_load_round_trip(tmp_path: Path) -> None:
