@@ -83,7 +83,7 @@ def main() -> None:
             results[key] = row
             print(f"{key:<52} SQuAD R@1 {row['squad']['R@1']:.3f} R@5 {row['squad']['R@5']:.3f} "
                   f"MRR@10 {row['squad']['MRR@10']:.4f} | article R@1 {row['article']['R@1']:.3f}", flush=True)
-    write("context_vectors", {"machine": machine(), "results": results})
+    write("context_vectors.json", {"machine": machine(), "results": results})
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ def main() -> None:
               "faiss": index.manifest["channels"]["dense"]["faiss"], "nprobe": getattr(ivf, "nprobe", None),
               "recall_at_10": round(recall, 4), "search_ms_per_query": round(1000 * seconds / len(questions), 2)}
     print(result)
-    write("recall", {"machine": machine(), "results": result})
+    write("recall.json", {"machine": machine(), "results": result})
 
 
 if __name__ == "__main__":

@@ -66,6 +66,8 @@ class Settings:
     """Fusion weight of the sentence embedding's cosine similarity."""
     weight_dense_context: float = 0.25
     """Fusion weight of the window embedding's cosine similarity (title and neighbouring sentences)."""
+    focus_weight: float = 1.5
+    """How much more a word of the question's focus ("which *economic sectors* ...") counts in BM25 (1: no more)."""
     answer_sentences: int = 2
     """At most this many sentences make up an extractive answer."""
     answer_margin: float = 0.02
@@ -82,7 +84,7 @@ class Settings:
     """Sentences per forward pass when embedding."""
     device: str = "cpu"
     """Torch device for the model."""
-    backend: str = "onnx"
+    backend: str = "onnx-int8"
     """How the model runs: ``torch``, ``onnx`` (ONNX Runtime) or ``onnx-int8`` (ONNX Runtime, int8 weights)."""
     model_cache_dir: Path | None = None
     """Folder for the ONNX exports of the model (``None``: ``qa/onnx`` in the user's cache folder)."""
@@ -181,6 +183,7 @@ def _validated(s: Settings) -> Settings:
         (-1.0 <= s.min_score <= 1.0, f"min_score={s.min_score} must be between -1 and 1"),
         (0 < s.port < 65536, f"port={s.port} must be between 1 and 65535"),
         (min(s.weights.values()) >= 0 < sum(s.weights.values()), f"weights {s.weights} must be >= 0, not all 0"),
+        (s.focus_weight > 0, f"focus_weight={s.focus_weight} must be positive (1 counts focus words like others)"),
         (s.index_type in {"auto", "flat", "ivf"}, f"index_type={s.index_type!r} must be auto, flat or ivf"),
         (s.exact_limit >= 0 and s.nprobe >= 0, "exact_limit and nprobe must be 0 or more"),
         (s.max_file_mb > 0, f"max_file_mb={s.max_file_mb} must be positive"),

@@ -29,7 +29,7 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,6 +72,10 @@ WINDOW = 1
 TITLE_WEIGHT = 1.5
 #: Candidates each channel contributes before fusion (at least; more when k is large).
 POOL = 50
+#: Channels that, past the exact-search size, only score the other channels' candidates and propose none:
+#: the context vectors' own proposals changed no top-10 on SQuAD (5,696 questions) or the article, and their
+#: FAISS search would cost 8 ms a question at 1M sentences.
+SCORING_ONLY = frozenset({"dense_context"})
 _LOADS = threading.Lock()
 _WORKERS: ThreadPoolExecutor | None = None
 _WORKERS_LOCK = threading.Lock()
@@ -527,16 +531,22 @@ class Index:
         allowed = None if docs is None else self.rows_of(docs)
         encoder = get_encoder(self.settings)
         lexical = None
+        proposed = None
         if len(questions) == 1:
-            # One question (the common case): BM25 runs while the model encodes it.
-            pending = _workers().submit(encoder.encode_queries, list(questions))
+            # One question (the common case): BM25 runs while a worker encodes the question and searches the
+            # vectors with it.
+            def encode_and_search() -> tuple[np.ndarray, dict[str, np.ndarray]]:
+                vectors = encoder.encode_queries(list(questions))
+                return vectors, self._dense_proposals(vectors[0], k=k, allowed=allowed)
+
+            pending = _workers().submit(encode_and_search)
             lexical = self._lexical_scores(questions[0], allowed)
-            queries = pending.result()
+            queries, proposed = pending.result()
         else:
             queries = encoder.encode_queries(list(questions))
         results = []
         for question, query in zip(questions, queries, strict=True):
-            rows, scores = self.rank(question, query, k=k, allowed=allowed, lexical=lexical)
+            rows, scores = self.rank(question, query, k=k, allowed=allowed, lexical=lexical, proposed=proposed)
             results.append([self.passage(int(r), float(v), context=context) for r, v in zip(rows, scores, strict=True)])
         return results
 
@@ -544,15 +554,39 @@ class Index:
         self, question: str, allowed: np.ndarray | None
     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Sparse scores of every active lexical channel: ``{channel: (rows, scores)}``, within ``allowed``."""
-        out = {}
-        for name, weight in self.settings.weights.items():
-            if weight > 0 and name in self._lexical:
-                rows, values = self._lexical[name].sparse_scores(question)
-                if allowed is not None:
-                    keep = np.isin(rows, allowed)
-                    rows, values = rows[keep], values[keep]
-                out[name] = (rows, values)
-        return out
+        focus = self.settings.focus_weight
+
+        def scores(name: str) -> tuple[np.ndarray, np.ndarray]:
+            rows, values = self._lexical[name].sparse_scores(question, focus_weight=focus)
+            if allowed is not None:
+                keep = np.isin(rows, allowed)
+                rows, values = rows[keep], values[keep]
+            return rows, values
+
+        names = [name for name, weight in self.settings.weights.items() if weight > 0 and name in self._lexical]
+        # Past the exact-search size a channel's posting lists take milliseconds to add up; numpy releases the
+        # GIL while it does, so the channels after the first run on the worker threads meanwhile.
+        side = {}
+        if len(self) > self.settings.exact_limit:
+            side = {name: _workers().submit(scores, name) for name in names[1:]}
+        return {name: side[name].result() if name in side else scores(name) for name in names}
+
+    def _pool(self, k: int) -> int:
+        return min(len(self), max(POOL, 4 * k))
+
+    def _proposing(self) -> list[str]:
+        """Active channels that propose candidates (all but :data:`SCORING_ONLY` past the exact size)."""
+        large = len(self) > self.settings.exact_limit
+        return [name for name, w in self.settings.weights.items() if w > 0 and not (large and name in SCORING_ONLY)]
+
+    def _dense_proposals(self, query: np.ndarray, *, k: int, allowed: np.ndarray | None) -> dict[str, np.ndarray]:
+        """The best rows of each proposing dense channel for one ``query`` vector (may hold -1 padding)."""
+        query = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
+        # Runs on a worker thread (search_many): it must not wait for other workers' tasks, or two questions
+        # at once could each hold a worker waiting for the other.
+        pool = self._pool(k)
+        return {name: self.search_vectors(query, k=pool, allowed=allowed, channel=name)[1][0]
+                for name in self._proposing() if name in self._dense}
 
     def rank(
         self,
@@ -562,31 +596,25 @@ class Index:
         k: int,
         allowed: np.ndarray | None = None,
         lexical: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+        proposed: dict[str, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Fused ranking of one question: ``(rows, scores)``, best first, at most ``k``, no duplicates.
 
-        Each active channel (weight > 0) proposes its best :data:`POOL` rows; every candidate is then scored
-        exactly by every active channel, and the scores are fused (:func:`qa.ranking.fuse`). ``lexical`` is
-        :meth:`_lexical_scores` of the question if already computed.
+        Each active channel (weight > 0) proposes its best :data:`POOL` rows (but :data:`SCORING_ONLY` ones
+        past the exact size); every candidate is then scored exactly by every active channel, and the scores
+        are fused (:func:`qa.ranking.fuse`). ``lexical`` (:meth:`_lexical_scores`) and ``proposed``
+        (:meth:`_dense_proposals`) are the question's, if already computed.
         """
         weights = {name: w for name, w in self.settings.weights.items() if w > 0}
-        pool = min(len(self), max(POOL, 4 * k))
+        pool = self._pool(k)
         query = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
         if lexical is None:
             lexical = self._lexical_scores(question, allowed)
-        dense = [name for name in weights if name in self._dense]
-        # Past the exact-search size each FAISS search takes milliseconds: run the channels side by side.
-        side: dict[str, Future[tuple[np.ndarray, np.ndarray]]] = {}
-        if len(self) > self.settings.exact_limit:
-            side = {name: _workers().submit(self.search_vectors, query, k=pool, allowed=allowed, channel=name)
-                    for name in dense[1:]}
-        proposals = []
-        for name in weights:
-            if name in side:
-                proposals.append(side[name].result()[1][0])
-            elif name in self._dense:
-                proposals.append(self.search_vectors(query, k=pool, allowed=allowed, channel=name)[1][0])
-            else:
+        if proposed is None:
+            proposed = self._dense_proposals(query, k=k, allowed=allowed)
+        proposals = list(proposed.values())
+        for name in self._proposing():
+            if name in lexical:
                 rows, values = lexical[name]
                 proposals.append(rows if len(rows) <= pool else rows[np.argpartition(-values, pool - 1)[:pool]])
         candidates = np.unique(np.concatenate(proposals))
@@ -620,8 +648,16 @@ class Index:
             else:
                 params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
         queries = np.ascontiguousarray(queries, dtype=np.float32)
-        scores, rows = self._dense[channel].search(queries, k, params=params)
-        return scores, rows
+        if len(queries) > 1:
+            return self._dense[channel].search(queries, k, params=params)
+        # One query gains nothing from OpenMP's threads (FAISS parallelises over queries) and pays for them:
+        # measured 7.0 ms against 4.3 ms on one thread at 1M. The setting is per calling thread; restored after.
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            return self._dense[channel].search(queries, k, params=params)
+        finally:
+            faiss.omp_set_num_threads(threads)
 
     def rows_of(self, docs: Sequence[str]) -> np.ndarray:
         """Sentence rows of the given document ids (raises on an unknown id)."""
@@ -824,7 +860,7 @@ def vector_index(
 
 
 def default_nprobe(nlist: int) -> int:
-    """Lists scanned per query: enough for recall@10 >= 0.95 against exact search (benchmarks/scale.py)."""
+    """Lists scanned per query: enough for recall@10 >= 0.95 against exact search (benchmarks/recall.py)."""
     return int(min(nlist, max(16, nlist // 16)))
 
 

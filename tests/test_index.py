@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -64,10 +65,13 @@ def test_fused_search_matches_brute_force_over_every_channel(squad_index_dir: Pa
         row += len(sp)
     bm25, bm25_context = Lexical.build(titled), Lexical.build(windows)
     keys = np.array([duplicate_key(t) for t in sentences])
+    focus = qa.get_settings().focus_weight
+    assert focus != 1.0  # "What color ..." below then exercises the focus weighting too
     for question in ["Who won Super Bowl 50?", "Where was the game played?", "What color was used for the 50th?"]:
         q = encoder.encode_queries([question])[0]
         fused = fuse(
-            {"bm25": bm25.scores(question), "bm25_context": bm25_context.scores(question),
+            {"bm25": bm25.scores(question, focus_weight=focus),
+             "bm25_context": bm25_context.scores(question, focus_weight=focus),
              "dense": s_vectors @ q, "dense_context": w_vectors @ q},
             qa.get_settings().weights,
         )
@@ -122,8 +126,8 @@ def test_manifest_describes_the_index(small: qa.Index) -> None:
         "name": "sentence-transformers/all-MiniLM-L6-v2",
         "weights_sha256": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
         "dimension": 384,
-        "backend": "onnx",
-        "precision": "float32",
+        "backend": "onnx-int8",
+        "precision": "int8",
     }
     assert manifest["segmenter"]["name"] == "syntok"
     assert set(manifest["channels"]) == {"dense", "dense_context", "bm25", "bm25_context"}
@@ -337,3 +341,32 @@ def test_an_ivf_index_answers_like_the_exact_one(squad_index_dir: Path, tmp_path
     exact = qa.Index.load(squad_index_dir)
     for question in ["Who won Super Bowl 50?", "Where was the game played?", "Who was the MVP?"]:
         assert ivf.search(question, k=1)[0].text == exact.search(question, k=1)[0].text
+
+
+def test_past_the_exact_size_the_context_channel_scores_candidates_without_a_search(
+    squad_index_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import faiss
+
+    index = qa.Index.load(squad_index_dir)
+    searched: list[str] = []
+    search_vectors = qa.Index.search_vectors
+
+    def spy(self: qa.Index, queries: np.ndarray, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
+        searched.append(kwargs["channel"])
+        return search_vectors(self, queries, **kwargs)
+
+    monkeypatch.setattr(qa.Index, "search_vectors", spy)
+    threads = faiss.omp_get_max_threads()
+    for question in ["Who won Super Bowl 50?", "Which NFL team represented the AFC?"]:
+        searched.clear()
+        index.settings = qa.get_settings()
+        exact = index.search(question, k=3)
+        assert sorted(searched) == ["dense", "dense_context"]
+        searched.clear()
+        index.settings = qa.get_settings(exact_limit=len(index) - 1)  # "large": channels also run side by side
+        large = index.search(question, k=3)
+        assert searched == ["dense"]
+        assert [p.text for p in large] == [p.text for p in exact]
+        assert [p.score for p in large] == pytest.approx([p.score for p in exact], abs=1e-6)
+    assert faiss.omp_get_max_threads() == threads  # one-query searches restore FAISS's thread count
