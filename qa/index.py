@@ -8,6 +8,7 @@ On disk an index is one directory::
     bm25/           BM25 (bm25s: numpy arrays saved without pickle, JSON vocabulary) over title + sentence
     bm25_context/   BM25 over the window text
     meta.sqlite     documents (id, title, full text, hash) and sentences (document, position, start, end)
+    rows.npy        each sentence's start, end and duplicate key, as in meta.sqlite, read by memory map at load
 
 A question is scored by four channels, fused by the weights in the settings (see ``qa/ranking.py``);
 the context channels judge a sentence with its surroundings, but what is returned is always the single
@@ -58,13 +59,14 @@ __all__ = ["FORMAT_VERSION", "DocumentInfo", "Index", "Passage"]
 log = logging.getLogger(__name__)
 
 #: Bump when the on-disk layout or the meaning of stored vectors changes; older indexes are then rebuilt.
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 CONTEXT_VECTORS = "context.faiss"
 BM25 = "bm25"
 BM25_CONTEXT = "bm25_context"
 META = "meta.sqlite"
+ROWS = "rows.npy"
 #: Neighbouring sentences on each side that make up a sentence's window for the context channels.
 WINDOW = 1
 #: Weight of the document title's vector in a sentence's context vector (the sentence and each neighbour
@@ -190,6 +192,7 @@ class Index:
         db: sqlite3.Connection,
         path: Path | None,
         settings: Settings,
+        rows: np.ndarray | None = None,
     ) -> None:
         self.manifest = manifest
         self.path = path
@@ -200,18 +203,24 @@ class Index:
         self._lexical = {"bm25": bm25, "bm25_context": bm25_context}
         self._db = db
         self._db_lock = threading.Lock()
-        rows = db.execute("SELECT doc_id, title, sha256, n_sentences, source, first_row FROM documents ORDER BY idx")
+        documents = db.execute(
+            "SELECT doc_id, title, sha256, n_sentences, source, first_row FROM documents ORDER BY idx")
         self._docs: list[DocumentInfo] = []
         first_rows: list[int] = []
-        for doc_id, title, sha, n, source, first_row in rows:
+        for doc_id, title, sha, n, source, first_row in documents:
             self._docs.append(DocumentInfo(doc_id, title, sha, n, source))
             first_rows.append(first_row)
         self._first_rows = np.asarray(first_rows, dtype=np.int64)
         self._doc_index = {d.doc_id: i for i, d in enumerate(self._docs)}
-        table = db.execute("SELECT start, end, dup_key FROM sentences ORDER BY row").fetchall()
-        arr = np.asarray(table, dtype=np.int64).reshape(-1, 3)
-        self._spans = np.ascontiguousarray(arr[:, :2])
-        self._dup_keys = np.ascontiguousarray(arr[:, 2])
+        if rows is None:  # (start, end, dup_key) per sentence; a saved index keeps them in ROWS too
+            table = db.execute("SELECT start, end, dup_key FROM sentences ORDER BY row").fetchall()
+            rows = np.asarray(table, dtype=np.int64).reshape(-1, 3)
+        if rows.ndim != 2 or rows.shape[1] != 3:
+            raise IndexCorruptError(f"index at {path} has sentence rows of shape {rows.shape}; "
+                                    + rebuild_hint(path or "DIR"))
+        self._rows = rows
+        self._spans = rows[:, :2]
+        self._dup_keys = rows[:, 2]
         sizes = {len(self._spans), dense.ntotal, dense_context.ntotal, bm25.size, bm25_context.size}
         if len(sizes) != 1:
             raise IndexCorruptError(
@@ -288,10 +297,31 @@ class Index:
         from .embedding import get_encoder
 
         encoder = get_encoder(settings)
+        # Its own thread, not the query workers': an index being built must not hold up questions.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qa-bm25") as helper:
+            return cls._embed_and_assemble(docs, settings, progress, spans_per_doc, cache, encoder, helper)
+
+    @classmethod
+    def _embed_and_assemble(
+        cls,
+        docs: Sequence[Document],
+        settings: Settings,
+        progress: bool | None,
+        spans_per_doc: Sequence[Sequence[tuple[int, int]]] | None,
+        cache: Index | None,
+        encoder: Encoder | OnnxEncoder,
+        helper: ThreadPoolExecutor,
+    ) -> tuple[Index, int]:
+        show = settings.progress if progress is None else progress
         if spans_per_doc is None:
             spans_per_doc = [_sentences.split(d.text) for d in docs]
         sentences, windows = _sentence_texts(docs, spans_per_doc)
         n = len(sentences)
+        doc_of = np.repeat(np.arange(len(docs)), [len(sp) for sp in spans_per_doc])
+        # The BM25 channels need only the texts: a thread builds them while the model embeds (ONNX Runtime
+        # releases the GIL), so they add little to the build's time.
+        titled = [f"{docs[int(d)].title} {text}" for d, text in zip(doc_of, sentences, strict=True)]
+        lexical = helper.submit(lambda: (Lexical.build(titled), Lexical.build(windows)))
         keys = [text_key(t) for t in sentences] + _window_keys(docs, spans_per_doc, sentences)
         vectors = np.zeros((2 * n, encoder.dimension), dtype=np.float32)
         cached = cache._cached_vectors(keys, n) if cache is not None else {}
@@ -302,13 +332,11 @@ class Index:
         # Once the missing sentences are embedded every sentence vector is at hand, so a missing context
         # vector needs only its title's vector besides.
         missing = [i for i in range(n) if i not in cached]
-        doc_of = np.repeat(np.arange(len(docs)), [len(sp) for sp in spans_per_doc])
         need_context = np.array([i for i in range(n, 2 * n) if i not in cached], dtype=np.int64) - n
         titles = sorted({docs[doc_of[i]].title for i in need_context})
         log.info("embedding %d sentences and %d titles (%d sentence vectors reused) from %d documents",
                  len(missing), len(titles), n - len(missing), len(docs))
         # One call for sentences and titles: a single progress bar, and batches stay full.
-        show = settings.progress if progress is None else progress
         if missing or titles:
             out = encoder.encode_documents([sentences[i] for i in missing] + titles, progress=show)
             vectors[missing] = out[: len(missing)]
@@ -317,7 +345,7 @@ class Index:
                 vectors[n + need_context] = _context_vectors(
                     vectors[:n], doc_of, need_context,
                     np.stack([title_vectors[docs[doc_of[i]].title] for i in need_context]))
-        index = cls._assemble(docs, spans_per_doc, sentences, windows, vectors, encoder, settings, keys)
+        index = cls._assemble(docs, spans_per_doc, sentences, vectors, encoder, settings, keys, lexical.result())
         return index, len(missing) + len(titles)
 
     def _cached_vectors(self, keys: Sequence[int], n_sentences: int) -> dict[int, np.ndarray]:
@@ -342,11 +370,11 @@ class Index:
         docs: Sequence[Document],
         spans_per_doc: Sequence[Sequence[tuple[int, int]]],
         sentences: Sequence[str],
-        windows: Sequence[str],
         vectors: np.ndarray,
         encoder: Encoder | OnnxEncoder,
         settings: Settings,
         keys: Sequence[int],
+        lexical: tuple[Lexical, Lexical],
     ) -> Index:
 
         n = len(sentences)
@@ -354,7 +382,6 @@ class Index:
         # The context channel weighs a quarter of the sentence channel: 4-bit codes halve its memory at large
         # sizes for a score error of about 0.006 (x0.25 in the fused score).
         dense_context = vector_index(vectors[n:], kind=settings.index_type, exact_limit=settings.exact_limit, bits=4)
-        titles = [doc.title for doc, spans in zip(docs, spans_per_doc, strict=True) for _ in spans]
         db = sqlite3.connect(":memory:", check_same_thread=False)
         _create_schema(db)
         row = 0
@@ -405,8 +432,8 @@ class Index:
             manifest=manifest,
             dense=dense,
             dense_context=dense_context,
-            bm25=Lexical.build([f"{t} {text}" for t, text in zip(titles, sentences, strict=True)]),
-            bm25_context=Lexical.build(windows),
+            bm25=lexical[0],
+            bm25_context=lexical[1],
             db=db,
             path=None,
             settings=settings,
@@ -435,6 +462,7 @@ class Index:
                 disk = sqlite3.connect(tmp / META)
                 self._db.backup(disk)
                 disk.close()
+            np.save(tmp / ROWS, np.ascontiguousarray(self._rows, dtype=np.int64), allow_pickle=False)
             manifest = dict(self.manifest)
             files = sorted(p for p in tmp.rglob("*") if p.is_file())
             manifest["files"] = {
@@ -494,6 +522,8 @@ class Index:
                 db=db,
                 path=target,
                 settings=s,
+                # Memory-mapped: a million sentences' offsets are read only where a question looks.
+                rows=np.load(target / ROWS, mmap_mode="r", allow_pickle=False),
             )
         except (RuntimeError, OSError, ValueError, KeyError, sqlite3.Error) as exc:
             raise IndexCorruptError(f"index at {target} cannot be read ({exc}); {rebuild_hint(target)}") from exc
@@ -1019,7 +1049,7 @@ def _check_files(target: Path, manifest: dict[str, Any]) -> None:
         for p in target.rglob("*")
         if p.is_file() and p.name != MANIFEST and not p.name.startswith(".")
     }
-    unlisted = sorted((present | {VECTORS, CONTEXT_VECTORS, META}) - set(files))
+    unlisted = sorted((present | {VECTORS, CONTEXT_VECTORS, META, ROWS}) - set(files))
     if unlisted:
         raise IndexCorruptError(
             f"index at {target} has files its manifest does not vouch for ({', '.join(unlisted)}); "
@@ -1029,9 +1059,17 @@ def _check_files(target: Path, manifest: dict[str, Any]) -> None:
         file = target / name
         if not file.is_file():
             raise IndexCorruptError(f"index at {target} is missing {name}; {rebuild_hint(target)}")
-        if file.stat().st_size != expected["bytes"] or _sha256_file(file) != expected["sha256"]:
+        if file.stat().st_size != expected["bytes"]:
+            raise IndexCorruptError(f"index file {file} does not match its checksum (its size differs: truncated "
+                                    f"or altered); {rebuild_hint(target)}")
+    # hashlib releases the GIL on large reads: the files are checked side by side (a 1M index holds ~1.3 GB).
+    names = sorted(files, key=lambda n: -files[n]["bytes"])
+    digests = dict(zip(names, _workers().map(lambda n: _sha256_file(target / n), names), strict=True))
+    for name in names:
+        if digests[name] != files[name]["sha256"]:
             raise IndexCorruptError(
-                f"index file {file} does not match its checksum (truncated or altered); {rebuild_hint(target)}"
+                f"index file {target / name} does not match its checksum (truncated or altered); "
+                + rebuild_hint(target)
             )
 
 

@@ -89,8 +89,13 @@ def tokenize(text: str) -> list[str]:
         (['relat', 'were', 'improv'], True)
     """
     stop = _stopwords()
-    words = [american(w) for w in _WORD.findall(text.lower()) if w not in stop]
-    return list(_stemmer().stemWords(words))
+    return [_term(w) for w in _WORD.findall(text.lower()) if w not in stop]
+
+
+@lru_cache(maxsize=1 << 18)
+def _term(word: str) -> str:
+    # Cached: a corpus repeats its words, and spelling and stemming cost far more than the lookup.
+    return str(_stemmer().stemWord(american(word)))
 
 
 def focus_words(question: str) -> list[str]:
