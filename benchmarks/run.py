@@ -272,7 +272,7 @@ def synthetic_index(corp: C.Corpus, path: Path) -> dict[str, Any]:
     from qa.ranking import text_key
 
     params = list(inspect.signature(qindex.Index._assemble).parameters)
-    expected = ["docs", "spans_per_doc", "sentences", "windows", "vectors", "encoder", "settings", "keys"]
+    expected = ["docs", "spans_per_doc", "sentences", "vectors", "encoder", "settings", "keys", "lexical"]
     if params[: len(expected)] != expected:
         raise RuntimeError(f"qa.index.Index._assemble changed its parameters to {params}; update synthetic_index")
     settings = qa.get_settings(progress=False)
@@ -295,7 +295,11 @@ def synthetic_index(corp: C.Corpus, path: Path) -> dict[str, Any]:
     # build derives from the sentence vectors at no model cost.
     keys = [text_key(t) for t in sentences] + qindex._window_keys(docs, spans_per_doc, sentences)
     say(f"assembling synthetic index {path.name}: FAISS, BM25, SQLite for {len(sentences):,} sentences")
-    index = qindex.Index._assemble(docs, spans_per_doc, sentences, windows, vectors, encoder, settings, keys)
+    # A build makes the BM25 channels while the model embeds; with no model here they simply come first.
+    owners = (doc for doc, spans in zip(docs, spans_per_doc, strict=True) for _ in spans)
+    titled = [f"{doc.title} {text}" for doc, text in zip(owners, sentences, strict=True)]
+    lexical = (qindex.Lexical.build(titled), qindex.Lexical.build(windows))
+    index = qindex.Index._assemble(docs, spans_per_doc, sentences, vectors, encoder, settings, keys, lexical)
     assemble_s = time.perf_counter() - t0
     del vectors
     t0 = time.perf_counter()

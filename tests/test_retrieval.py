@@ -68,3 +68,20 @@ def test_default_index_is_rebuilt_when_it_goes_stale(article_index: qa.Index) ->
     rebuilt = json.loads((path / MANIFEST).read_text())
     assert rebuilt["documents"][0]["sha256"] == qa.default_document().sha256
     assert rebuilt["created"] != "stale"
+
+
+def test_an_index_path_is_loaded_once_and_again_after_each_new_save(tmp_path: Path) -> None:
+    from qa.retrieval import open_index
+
+    path = tmp_path / "idx"
+    first = qa.Index.build([qa.Document("a", "A", "Cats purr when they are content.")])
+    first.save(path)
+    loaded = open_index(path)
+    assert open_index(path) is loaded  # unchanged on disk: the loaded index is shared
+    assert qa.retrieve("Which pet purrs?", index=path, k=1)[0].doc_id == "a"
+    qa.Index.build([qa.Document("b", "B", "Dogs bark at strangers.")]).save(path)
+    assert qa.retrieve("Which pet barks?", index=path, k=1)[0].doc_id == "b"  # a new save is picked up
+    reloaded = open_index(path)
+    first.save(path)  # the same built index saved again, within the same second: still a new save
+    assert open_index(path) is not reloaded
+    assert open_index(path).documents[0].doc_id == "a"
