@@ -9,6 +9,7 @@ On disk an index is one directory::
     bm25_context/   BM25 over the window text
     meta.sqlite     documents (id, title, full text, hash) and sentences (document, position, start, end)
     rows.npy        each sentence's start, end and duplicate key, as in meta.sqlite, read by memory map at load
+    docs.npy        each document's first sentence row and number of sentences, as in meta.sqlite, likewise
 
 A question is scored by four channels, fused by the weights in the settings (see ``qa/ranking.py``);
 the context channels judge a sentence with its surroundings, but what is returned is always the single
@@ -59,7 +60,7 @@ __all__ = ["FORMAT_VERSION", "DocumentInfo", "Index", "Passage"]
 log = logging.getLogger(__name__)
 
 #: Bump when the on-disk layout or the meaning of stored vectors changes; older indexes are then rebuilt.
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 CONTEXT_VECTORS = "context.faiss"
@@ -67,6 +68,7 @@ BM25 = "bm25"
 BM25_CONTEXT = "bm25_context"
 META = "meta.sqlite"
 ROWS = "rows.npy"
+DOCS = "docs.npy"
 #: Neighbouring sentences on each side that make up a sentence's window for the context channels.
 WINDOW = 1
 #: Weight of the document title's vector in a sentence's context vector (the sentence and each neighbour
@@ -193,6 +195,7 @@ class Index:
         path: Path | None,
         settings: Settings,
         rows: np.ndarray | None = None,
+        doc_rows: np.ndarray | None = None,
     ) -> None:
         self.manifest = manifest
         self.path = path
@@ -203,15 +206,17 @@ class Index:
         self._lexical = {"bm25": bm25, "bm25_context": bm25_context}
         self._db = db
         self._db_lock = threading.Lock()
-        documents = db.execute(
-            "SELECT doc_id, title, sha256, n_sentences, source, first_row FROM documents ORDER BY idx")
-        self._docs: list[DocumentInfo] = []
-        first_rows: list[int] = []
-        for doc_id, title, sha, n, source, first_row in documents:
-            self._docs.append(DocumentInfo(doc_id, title, sha, n, source))
-            first_rows.append(first_row)
-        self._first_rows = np.asarray(first_rows, dtype=np.int64)
-        self._doc_index = {d.doc_id: i for i, d in enumerate(self._docs)}
+        # Documents are described in SQLite and read when needed (a million-sentence index holds 200k): only
+        # each one's first row and length are kept at hand, to place a row in its document.
+        if doc_rows is None:  # (first_row, n_sentences) per document; a saved index keeps them in DOCS too
+            table = db.execute("SELECT first_row, n_sentences FROM documents ORDER BY idx").fetchall()
+            doc_rows = np.asarray(table, dtype=np.int64).reshape(-1, 2)
+        if doc_rows.ndim != 2 or doc_rows.shape[1] != 2:
+            raise IndexCorruptError(f"index at {path} has document rows of shape {doc_rows.shape}; "
+                                    + rebuild_hint(path or "DIR"))
+        self._doc_rows = doc_rows
+        self._first_rows = doc_rows[:, 0]
+        self._doc_infos: dict[int, DocumentInfo] = {}
         if rows is None:  # (start, end, dup_key) per sentence; a saved index keeps them in ROWS too
             table = db.execute("SELECT start, end, dup_key FROM sentences ORDER BY row").fetchall()
             rows = np.asarray(table, dtype=np.int64).reshape(-1, 3)
@@ -232,7 +237,26 @@ class Index:
     @property
     def documents(self) -> list[DocumentInfo]:
         """The documents in this index, in build order."""
-        return list(self._docs)
+        with self._db_lock:
+            table = self._db.execute("SELECT doc_id, title, sha256, n_sentences, source FROM documents ORDER BY idx")
+            return [DocumentInfo(*entry) for entry in table]
+
+    def _doc(self, i: int) -> DocumentInfo:
+        """The description of document number ``i`` (cached: a question's passages ask again and again)."""
+        info = self._doc_infos.get(i)
+        if info is None:
+            with self._db_lock:
+                entry = self._db.execute(
+                    "SELECT doc_id, title, sha256, n_sentences, source FROM documents WHERE idx = ?", (i,)
+                ).fetchone()
+            info = self._doc_infos[i] = DocumentInfo(*entry)
+        return info
+
+    def _doc_number(self, doc_id: str) -> int | None:
+        """The number of the document with id ``doc_id``, or None."""
+        with self._db_lock:
+            found = self._db.execute("SELECT idx FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+        return None if found is None else int(found[0])
 
     @property
     def model(self) -> str:
@@ -247,7 +271,7 @@ class Index:
         return len(self._spans)
 
     def __repr__(self) -> str:
-        path, n_docs = str(self.path), len(self._docs)
+        path, n_docs = str(self.path), len(self._doc_rows)
         return f"Index(path={path!r}, documents={n_docs}, sentences={len(self)}, model={self.model!r})"
 
     # ------------------------------------------------------------------ building
@@ -463,6 +487,7 @@ class Index:
                 self._db.backup(disk)
                 disk.close()
             np.save(tmp / ROWS, np.ascontiguousarray(self._rows, dtype=np.int64), allow_pickle=False)
+            np.save(tmp / DOCS, np.ascontiguousarray(self._doc_rows, dtype=np.int64), allow_pickle=False)
             manifest = dict(self.manifest)
             files = sorted(p for p in tmp.rglob("*") if p.is_file())
             manifest["files"] = {
@@ -524,6 +549,7 @@ class Index:
                 settings=s,
                 # Memory-mapped: a million sentences' offsets are read only where a question looks.
                 rows=np.load(target / ROWS, mmap_mode="r", allow_pickle=False),
+                doc_rows=np.load(target / DOCS, mmap_mode="r", allow_pickle=False),
             )
         except (RuntimeError, OSError, ValueError, KeyError, sqlite3.Error) as exc:
             raise IndexCorruptError(f"index at {target} cannot be read ({exc}); {rebuild_hint(target)}") from exc
@@ -695,18 +721,20 @@ class Index:
             docs = [docs]
         parts = []
         for doc_id in docs:
-            i = self._doc_index.get(doc_id)
+            i = self._doc_number(doc_id)
             if i is None:
-                known = ", ".join(repr(d.doc_id) for d in self._docs[:10])
+                with self._db_lock:
+                    some = self._db.execute("SELECT doc_id FROM documents ORDER BY idx LIMIT 10").fetchall()
+                known = ", ".join(repr(d) for (d,) in some)
                 raise QAError(f"unknown document id {doc_id!r}; this index holds {known}")
-            first = int(self._first_rows[i])
-            parts.append(np.arange(first, first + self._docs[i].sentences, dtype=np.int64))
+            first, count = (int(x) for x in self._doc_rows[i])
+            parts.append(np.arange(first, first + count, dtype=np.int64))
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
     def passage(self, row: int, score: float, *, context: int | None = None) -> Passage:
         """The sentence at ``row`` as a :class:`Passage` with ``context`` neighbours each side."""
         d = int(np.searchsorted(self._first_rows, row, side="right")) - 1
-        info = self._docs[d]
+        info = self._doc(d)
         first, last = int(self._first_rows[d]), int(self._first_rows[d]) + info.sentences - 1
         start, end = (int(x) for x in self._spans[row])
         c = self.settings.context if context is None else context
@@ -743,10 +771,10 @@ class Index:
 
     def document(self, doc_id: str) -> Document:
         """The full stored document (text, pages, headings) as it was indexed."""
-        i = self._doc_index.get(doc_id)
+        i = self._doc_number(doc_id)
         if i is None:
             raise QAError(f"unknown document id {doc_id!r}")
-        info = self._docs[i]
+        info = self._doc(i)
         with self._db_lock:
             (text,) = self._db.execute("SELECT text FROM documents WHERE idx = ?", (i,)).fetchone()
             pages = self._db.execute("SELECT start FROM pages WHERE doc_idx = ? ORDER BY number", (i,)).fetchall()
@@ -785,14 +813,16 @@ class Index:
         failures = list(read.failures)
         incoming = {d.doc_id: d for d in read.documents}
         removing = set()
+        held = self.documents
+        known = {info.doc_id for info in held}
         for doc_id in remove:
-            if doc_id in self._doc_index:
+            if doc_id in known:
                 removing.add(doc_id)
             else:
                 failures.append(SourceFailure(doc_id, f"no document with id {doc_id!r} in this index"))
         added, replaced, unchanged, removed = [], [], [], []
         docs: list[Document] = []
-        for info in self._docs:
+        for info in held:
             if info.doc_id in removing:
                 removed.append(info.doc_id)
             elif info.doc_id in incoming and incoming[info.doc_id].sha256 != info.sha256:
@@ -816,7 +846,7 @@ class Index:
 
     def document_text(self, doc_id: str) -> str:
         """The full stored text of a document (what offsets refer to)."""
-        i = self._doc_index.get(doc_id)
+        i = self._doc_number(doc_id)
         if i is None:
             raise QAError(f"unknown document id {doc_id!r}")
         with self._db_lock:
@@ -1049,7 +1079,7 @@ def _check_files(target: Path, manifest: dict[str, Any]) -> None:
         for p in target.rglob("*")
         if p.is_file() and p.name != MANIFEST and not p.name.startswith(".")
     }
-    unlisted = sorted((present | {VECTORS, CONTEXT_VECTORS, META, ROWS}) - set(files))
+    unlisted = sorted((present | {VECTORS, CONTEXT_VECTORS, META, ROWS, DOCS}) - set(files))
     if unlisted:
         raise IndexCorruptError(
             f"index at {target} has files its manifest does not vouch for ({', '.join(unlisted)}); "
