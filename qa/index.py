@@ -208,21 +208,13 @@ class Index:
         self._db_lock = threading.Lock()
         # Documents are described in SQLite and read when needed (a million-sentence index holds 200k): only
         # each one's first row and length are kept at hand, to place a row in its document.
-        if doc_rows is None:  # (first_row, n_sentences) per document; a saved index keeps them in DOCS too
-            table = db.execute("SELECT first_row, n_sentences FROM documents ORDER BY idx").fetchall()
-            doc_rows = np.asarray(table, dtype=np.int64).reshape(-1, 2)
-        if doc_rows.ndim != 2 or doc_rows.shape[1] != 2:
-            raise IndexCorruptError(f"index at {path} has document rows of shape {doc_rows.shape}; "
-                                    + rebuild_hint(path or "DIR"))
+        # A saved index keeps these two tables in DOCS and ROWS too; a built one reads them from SQLite.
+        doc_rows = _int_table(db, "SELECT first_row, n_sentences FROM documents ORDER BY idx", 2, doc_rows,
+                              "document", path)
         self._doc_rows = doc_rows
         self._first_rows = doc_rows[:, 0]
         self._doc_infos: dict[int, DocumentInfo] = {}
-        if rows is None:  # (start, end, dup_key) per sentence; a saved index keeps them in ROWS too
-            table = db.execute("SELECT start, end, dup_key FROM sentences ORDER BY row").fetchall()
-            rows = np.asarray(table, dtype=np.int64).reshape(-1, 3)
-        if rows.ndim != 2 or rows.shape[1] != 3:
-            raise IndexCorruptError(f"index at {path} has sentence rows of shape {rows.shape}; "
-                                    + rebuild_hint(path or "DIR"))
+        rows = _int_table(db, "SELECT start, end, dup_key FROM sentences ORDER BY row", 3, rows, "sentence", path)
         self._rows = rows
         self._spans = rows[:, :2]
         self._dup_keys = rows[:, 2]
@@ -863,6 +855,18 @@ class Index:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _int_table(
+    db: sqlite3.Connection, query: str, width: int, given: np.ndarray | None, what: str, path: Path | None
+) -> np.ndarray:
+    """``given``, or else the ``width`` integer columns ``query`` selects; either way checked to be that wide."""
+    if given is None:
+        given = np.asarray(db.execute(query).fetchall(), dtype=np.int64).reshape(-1, width)
+    if given.ndim != 2 or given.shape[1] != width:
+        raise IndexCorruptError(f"index at {path} has {what} rows of shape {given.shape}; "
+                                + rebuild_hint(path or "DIR"))
+    return given
 
 
 def _create_schema(db: sqlite3.Connection) -> None:
