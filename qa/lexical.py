@@ -130,7 +130,7 @@ def query_weights(question: str, focus_weight: float = 1.0) -> dict[str, float]:
         >>> query_weights("Which sectors were hit, and which sectors grew?", focus_weight=1.5)
         {'which': 2.0, 'sector': 3.0, 'were': 1.0, 'hit': 1.0, 'grew': 1.0}
     """
-    focus = set(_stemmer().stemWords(focus_words(question))) if focus_weight != 1.0 else set()
+    focus = {_term(word) for word in focus_words(question)} if focus_weight != 1.0 else set()
     weights: dict[str, float] = {}
     for token in tokenize(question):
         if token:

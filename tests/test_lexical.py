@@ -81,6 +81,9 @@ def test_query_weights_count_repeats_and_weight_focus_words() -> None:
         "which": 2.0, "moon": 2.0, "orbit": 2.0, "mar": 1.0, "earth": 1.0}
     weighted = query_weights("Which moons does Mars have?", focus_weight=1.5)
     assert weighted == {"which": 1.0, "moon": 1.5, "doe": 1.0, "mar": 1.0, "have": 1.0}
+    # a focus word is matched as its term, British spelling included
+    british = query_weights("Which organisations were recognised?", focus_weight=1.5)
+    assert british == {"which": 1.0, tokenize("organizations")[0]: 1.5, "were": 1.0, tokenize("recognized")[0]: 1.0}
 
 
 def test_focus_weight_two_scores_as_if_the_focus_words_were_asked_twice() -> None:
