@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
+from array import array
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -22,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TOKENIZER", "Lexical", "focus_words", "query_weights", "tokenize"]
+__all__ = ["TOKENIZER", "Lexical", "channels", "focus_words", "query_weights", "token_ids", "tokenize"]
 
 K1 = 1.2
 #: Length normalisation, lower than the usual 0.75: a sentence is short, and a long one is no less likely to
@@ -94,6 +96,36 @@ def tokenize(text: str) -> list[str]:
     return [_term(w) for w in _WORD.findall(text.lower()) if w not in stop]
 
 
+def token_ids(texts: Sequence[str], vocab: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The :func:`tokenize` tokens of every text as term ids (``vocab`` grows to hold new ones), flat, with
+    each text's start: text ``i`` is ``flat[ptr[i]:ptr[i + 1]]``.
+
+    Example:
+        >>> from qa.lexical import token_ids
+        >>> vocab = {}
+        >>> flat, ptr = token_ids(["Relations improved", "the relations"], vocab)
+        >>> flat.tolist(), ptr.tolist(), vocab
+        ([0, 1, 0], [0, 2, 3], {'relat': 0, 'improv': 1})
+    """
+    stop = _stopwords()
+    ids: dict[str, int] = {}  # word (lower-cased) -> term id, or -1 for a stop word
+    # Each word is looked up once per occurrence, in one dict; only new words are spelled and stemmed.
+    flat: array[int] = array("q")
+    ptr: array[int] = array("q", [0])
+    get = ids.get
+    findall = _WORD.findall
+    for text in texts:
+        words = findall(text.lower())
+        row = [get(w, -2) for w in words]  # -2: a word not seen yet
+        if -2 in row:
+            for i, w in enumerate(words):
+                if row[i] == -2:
+                    row[i] = ids[w] = -1 if w in stop else vocab.setdefault(_term(w), len(vocab))
+        flat.extend([t for t in row if t >= 0])
+        ptr.append(len(flat))
+    return np.frombuffer(flat, dtype=np.int64).copy(), np.frombuffer(ptr, dtype=np.int64).copy()
+
+
 @lru_cache(maxsize=1 << 18)
 def _term(word: str) -> str:
     # Cached: a corpus repeats its words, and spelling and stemming cost far more than the lookup.
@@ -138,6 +170,44 @@ def query_weights(question: str, focus_weight: float = 1.0) -> dict[str, float]:
     return weights
 
 
+def _gather(flat: np.ndarray, ptr: np.ndarray, which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ids of texts ``which`` (CSR ``flat``/``ptr``) end to end, and for each id its position in ``which``."""
+    starts, lengths = ptr[which], ptr[which + 1] - ptr[which]
+    owner = np.repeat(np.arange(len(which)), lengths)
+    first = np.cumsum(lengths) - lengths
+    return flat[np.repeat(starts, lengths) + np.arange(int(lengths.sum())) - first[owner]], owner
+
+
+def channels(
+    sentences: Sequence[str], doc_of: np.ndarray, titles: Sequence[str], window: int
+) -> tuple[Lexical, Lexical]:
+    """An index's two BM25 channels: each sentence with its document's title, and its window.
+
+    A window is the title, the sentence and ``window`` neighbours on each side within its document; its tokens
+    are those of its parts, so each sentence and title is tokenized once, not once per window it is in. Scores
+    equal :meth:`Lexical.build` of the texts ``f"{title} {sentence}"`` and ``f"{title}. {previous} {sentence}
+    {next}"`` (a word that a sentence break cuts in two counts as two, here and in the sentences).
+    """
+    n = len(sentences)
+    vocab: dict[str, int] = {}
+    s_flat, s_ptr = token_ids(sentences, vocab)
+    t_flat, t_ptr = token_ids(titles, vocab)
+    rows = np.arange(n)
+    title_terms, title_rows = _gather(t_flat, t_ptr, doc_of)
+    own_terms, own_rows = _gather(s_flat, s_ptr, rows)
+    titled = Lexical.from_postings(np.concatenate([title_terms, own_terms]), np.concatenate([title_rows, own_rows]),
+                                   n, vocab)
+    terms, owners = [title_terms, own_terms], [title_rows, own_rows]
+    for offset in (o for o in range(-window, window + 1) if o):
+        near = rows + offset
+        ok = (near >= 0) & (near < n)
+        ok[ok] = doc_of[near[ok]] == doc_of[rows[ok]]
+        t, r = _gather(s_flat, s_ptr, near[ok])
+        terms.append(t)
+        owners.append(rows[ok][r])
+    return titled, Lexical.from_postings(np.concatenate(terms), np.concatenate(owners), n, vocab)
+
+
 class Lexical:
     """A BM25 index over a list of texts (one per sentence row)."""
 
@@ -153,11 +223,53 @@ class Lexical:
 
     @classmethod
     def build(cls, texts: Sequence[str]) -> Lexical:
+        """BM25 over ``texts``, one row each, scored as ``bm25s.BM25(k1=K1, b=B).index`` of their tokens."""
+        vocab: dict[str, int] = {}
+        flat, ptr = token_ids(texts, vocab)
+        rows = np.repeat(np.arange(len(texts)), np.diff(ptr))
+        return cls.from_postings(flat, rows, len(texts), vocab)
+
+    @classmethod
+    def from_postings(cls, terms: np.ndarray, rows: np.ndarray, n_rows: int, vocab: dict[str, int]) -> Lexical:
+        """BM25 of ``n_rows`` texts given as one (term id, row) pair per token occurrence, in any order.
+
+        Builds the arrays ``bm25s`` would (Lucene BM25: same scores to the bit, same CSC layout, saved and
+        loaded by bm25s), with numpy over all pairs at once instead of a Python loop per text: the arrays
+        of a million sentences take seconds. ``vocab`` maps tokens to the term ids used (it may grow).
+        """
         bm25s = _bm25s()
 
+        lengths = np.bincount(rows, minlength=n_rows)
+        empty = np.flatnonzero(lengths == 0)
+        if len(empty):
+            # bm25s needs at least one token per text; an empty string token matches no query word.
+            vocab = dict(vocab)
+            blank = vocab.setdefault("", len(vocab))
+            terms = np.concatenate([terms, np.full(len(empty), blank, dtype=terms.dtype)])
+            rows = np.concatenate([rows, empty])
+            lengths[empty] = 1
+        n_vocab = len(vocab)
+        # One key per (term, row), sorted by term then row: the CSC order, each posting list by row.
+        keys, tf = np.unique(terms.astype(np.int64) * max(n_rows, 1) + rows, return_counts=True)
+        term = keys // max(n_rows, 1)
+        row = keys - term * max(n_rows, 1)
+        df = np.bincount(term, minlength=n_vocab)
+        # bm25s' own arithmetic: idf in double (math.log) stored as float32; the length term in double.
+        levels, which = np.unique(df, return_inverse=True)
+        idf = np.array([math.log(1 + (n_rows - d + 0.5) / (d + 0.5)) if d else 0.0 for d in levels.tolist()],
+                       dtype=np.float32)[which]
+        avg = lengths.mean() if n_rows else 0.0
+        norm = K1 * ((1 - B) + B * lengths / avg) if n_rows else lengths.astype(np.float64)
+        tf64 = tf.astype(np.float64)
+        data = (idf[term].astype(np.float64) * (tf64 / (norm[row] + tf64))).astype(np.float32)
+        indptr = np.zeros(n_vocab + 1, dtype=np.int64)
+        np.cumsum(df, out=indptr[1:])
         retriever = bm25s.BM25(k1=K1, b=B)
-        # bm25s needs at least one token per text; an empty string token matches no query word.
-        retriever.index([tokenize(t) or [""] for t in texts], show_progress=False)
+        retriever.scores = {"data": data, "indices": row.astype(np.int32), "indptr": indptr, "num_docs": n_rows}
+        retriever.vocab_dict = dict(vocab)
+        retriever.unique_token_ids_set = set(vocab.values())
+        retriever.nonoccurrence_array = None  # Lucene BM25 has no score for absent words
+        retriever.corpus = None
         return cls(retriever)
 
     def save(self, folder: Path) -> None:

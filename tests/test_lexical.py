@@ -53,11 +53,56 @@ def test_sparse_scores_equal_bm25s_own_scoring_of_every_row() -> None:
         ids = [reference.vocab_dict[t] for t in tokens if t in reference.vocab_dict]
         full = np.zeros(len(texts), dtype=np.float32)
         if ids:
-            ceiling = (K1 + 1) * sum(float(lex._idf[reference.vocab_dict[t]]) if t in reference.vocab_dict
+            ceiling = (K1 + 1) * sum(float(lex._idf[lex._vocab[t]]) if t in lex._vocab
                                      else lex._idf_unseen for t in tokens)
             full = np.asarray(reference.get_scores_from_ids(ids), dtype=np.float32) / ceiling
         np.testing.assert_allclose(lex.scores(question), full, rtol=1e-5, atol=1e-7)
         assert set(np.flatnonzero(full).tolist()) == set(rows.tolist())
+
+
+def test_build_gives_bm25s_own_arrays_posting_for_posting() -> None:
+    """Oracle: the numpy builder's posting lists equal bm25s' (rows and float32 scores, bit for bit)."""
+    import bm25s
+
+    from qa.lexical import K1, B
+
+    docs = qa.load_sources([Path(__file__).parent / "data" / "squad_docs.jsonl"])
+    texts = [d.text[a:b] for d in docs for a, b in qa.sentences.split(d.text)] + ["", "the of and"]
+    lex = Lexical.build(texts)
+    reference = bm25s.BM25(k1=K1, b=B)
+    reference.index([tokenize(t) or [""] for t in texts], show_progress=False)
+    ours, theirs = lex._bm25.scores, reference.scores
+    assert ours["num_docs"] == theirs["num_docs"] == len(texts)
+    assert set(lex._vocab) == set(reference.vocab_dict)
+    for token, j in reference.vocab_dict.items():
+        i = lex._vocab[token]
+        a, b = int(ours["indptr"][i]), int(ours["indptr"][i + 1])
+        c, d = int(theirs["indptr"][j]), int(theirs["indptr"][j + 1])
+        np.testing.assert_array_equal(ours["indices"][a:b], theirs["indices"][c:d])
+        np.testing.assert_array_equal(ours["data"][a:b], theirs["data"][c:d])
+
+
+def test_channels_score_as_bm25_of_the_titled_sentences_and_their_windows() -> None:
+    """Oracle: the channels built from each sentence's tokens equal BM25 over the texts written out."""
+    from qa.index import WINDOW, _sentence_texts, window_texts
+    from qa.lexical import channels
+
+    article = Path(qa.__file__).parent / "data" / "article.txt"
+    docs = qa.load_sources([Path(__file__).parent / "data" / "squad_docs.jsonl", article])
+    spans = [qa.sentences.split(d.text) for d in docs]
+    sentences, windows = _sentence_texts(docs, spans), window_texts(docs, spans)
+    doc_of = np.repeat(np.arange(len(docs)), [len(sp) for sp in spans])
+    titled = [f"{docs[d].title} {t}" for d, t in zip(doc_of, sentences, strict=True)]
+    ours = channels(sentences, doc_of, [d.title for d in docs], WINDOW)
+    for lex, texts in zip(ours, (titled, windows), strict=True):
+        reference = Lexical.build(texts)
+        assert lex._vocab.keys() == reference._vocab.keys()
+        for question in ["Who won Super Bowl 50?", "Which economic sectors were discussed?", "Pakistan Trump",
+                         "Denver Broncos defense", "US-Pakistan relations"]:
+            rows, values = lex.sparse_scores(question, focus_weight=1.5)
+            ref_rows, ref_values = reference.sparse_scores(question, focus_weight=1.5)
+            np.testing.assert_array_equal(rows, ref_rows)
+            np.testing.assert_array_equal(values, ref_values)
 
 
 @pytest.mark.parametrize(
