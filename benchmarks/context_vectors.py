@@ -26,7 +26,7 @@ from _common import SHARED, gold_rows, machine, ranks, summary, write
 import qa
 from qa.embedding import get_encoder
 from qa.evaluation import load_questions
-from qa.index import _sentence_texts
+from qa.index import window_texts
 
 
 def parts(index: qa.Index, docs: list[qa.Document]) -> dict[str, np.ndarray]:
@@ -41,7 +41,7 @@ def parts(index: qa.Index, docs: list[qa.Document]) -> dict[str, np.ndarray]:
     neighbours[:-1] += sentences[1:] * same[:, None]
     titles = encoder.encode_documents([d.title for d in docs])[doc]
     spans = [qa.sentences.split(d.text) for d in docs]
-    _, windows = _sentence_texts(docs, spans)
+    windows = window_texts(docs, spans)
     t0 = time.perf_counter()
     window_vectors = encoder.encode_documents(windows)
     print(f"embedded {len(windows):,} windows in {time.perf_counter() - t0:.1f} s")

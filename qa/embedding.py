@@ -532,7 +532,8 @@ def _use_onnx(model: SentenceTransformer, path: Path) -> None:
     transformer.model_forward_params = {*module.input_names, "return_dict"}
 
 
-def _show_progress(progress: bool | None, n_texts: int) -> bool:
+def show_progress(progress: bool | None, n_texts: int) -> bool:
+    """Whether to draw a progress bar: as asked, or (``None``) for long runs on a terminal."""
     if progress is None:
         return n_texts >= 256 and sys.stderr.isatty()
     return progress
@@ -605,7 +606,7 @@ class Encoder:
                 vectors = fn(
                     texts,
                     batch_size=self.batch_size,
-                    show_progress_bar=_show_progress(progress, len(texts)),
+                    show_progress_bar=show_progress(progress, len(texts)),
                     convert_to_numpy=True,
                     normalize_embeddings=True,  # unit vectors: inner product == cosine similarity
                 )
@@ -728,7 +729,7 @@ class OnnxEncoder:
             return out
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         bar = None
-        if _show_progress(progress, len(texts)):
+        if show_progress(progress, len(texts)):
             from tqdm import tqdm
 
             bar = tqdm(total=len(texts), desc="Batches", unit="text")

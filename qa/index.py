@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import functools
 import json
 import logging
 import os
@@ -31,7 +32,7 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,7 +48,7 @@ from . import sentences as _sentences
 from .config import Settings, get_settings
 from .documents import Document, SourceFailure, content_hash, load_sources, read_sources
 from .errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError, QAError
-from .lexical import TOKENIZER, Lexical
+from .lexical import TOKENIZER, Lexical, channels
 from .ranking import duplicate_key, fuse, text_key, top_unique
 
 if TYPE_CHECKING:
@@ -313,9 +314,11 @@ class Index:
         from .embedding import get_encoder
 
         encoder = get_encoder(settings)
-        # Its own thread, not the query workers': an index being built must not hold up questions.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qa-bm25") as helper:
-            return cls._embed_and_assemble(docs, settings, progress, spans_per_doc, cache, encoder, helper)
+        # Their own threads, not the query workers': an index being built must not hold up questions. One
+        # runs the model on each chunk of new sentences in turn, the other builds the BM25 channels.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qa-model") as model, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="qa-bm25") as helper:
+            return cls._embed_and_assemble(docs, settings, progress, spans_per_doc, cache, encoder, model, helper)
 
     @classmethod
     def _embed_and_assemble(
@@ -326,50 +329,91 @@ class Index:
         spans_per_doc: Sequence[Sequence[tuple[int, int]]] | None,
         cache: Index | None,
         encoder: Encoder | OnnxEncoder,
+        model: ThreadPoolExecutor,
         helper: ThreadPoolExecutor,
     ) -> tuple[Index, int]:
+        from .embedding import show_progress
+
         show = settings.progress if progress is None else progress
-        if spans_per_doc is None:
-            spans_per_doc = [_sentences.split(d.text) for d in docs]
-        sentences, windows = _sentence_texts(docs, spans_per_doc)
+        by_sentence, by_window = cache._vector_rows() if cache is not None else ({}, {})
+        all_spans: list[Sequence[tuple[int, int]]] = []
+        sentences: list[str] = []
+        sentence_keys: list[int] = []
+        window_keys: list[int] = []
+        jobs: list[tuple[list[int], list[str], Future[np.ndarray]]] = []
+        titles: set[str] = set()
+        bar = _Bar(show_progress(show, sum(len(d.text) for d in docs) // 100))
+        # The documents go through the segmenter a chunk at a time, and each chunk's new sentences go to the
+        # model at once: the model (ONNX Runtime releases the GIL) works on one chunk while the next is split,
+        # instead of waiting for every document to be split first. A sentence's vector depends on its text
+        # alone, so chunking changes no vector.
+        for chunk in _chunks(docs):
+            row0 = len(sentences)
+            spans = [_sentences.split(d.text) for d in chunk] if spans_per_doc is None else \
+                [spans_per_doc[i] for i in range(len(all_spans), len(all_spans) + len(chunk))]
+            s_chunk = _sentence_texts(chunk, spans)
+            sk_chunk = [text_key(t) for t in s_chunk]
+            wk_chunk = _window_keys(chunk, spans, s_chunk)
+            missing = [row0 + i for i, key in enumerate(sk_chunk) if key not in by_sentence]
+            # Only sentences go through the model. A sentence's context vector is made from vectors at hand
+            # (its own, its neighbours' and its title's), so the context channel costs no second, longer
+            # forward pass; a missing context vector needs only its title's vector besides.
+            new_titles = []
+            row = row0
+            for doc, sp in zip(chunk, spans, strict=True):
+                if doc.title not in titles and any(wk_chunk[row - row0 + j] not in by_window for j in range(len(sp))):
+                    titles.add(doc.title)
+                    new_titles.append(doc.title)
+                row += len(sp)
+            texts = [s_chunk[i - row0] for i in missing] + new_titles
+            if texts:
+                bar.grow(len(texts))
+                job = model.submit(encoder.encode_documents, texts, progress=False)
+                job.add_done_callback(functools.partial(bar.done, len(texts)))
+                jobs.append((missing, new_titles, job))
+            all_spans.extend(spans)
+            sentences.extend(s_chunk)
+            sentence_keys.extend(sk_chunk)
+            window_keys.extend(wk_chunk)
         n = len(sentences)
-        doc_of = np.repeat(np.arange(len(docs)), [len(sp) for sp in spans_per_doc])
+        doc_of = np.repeat(np.arange(len(docs)), [len(sp) for sp in all_spans])
         # The BM25 channels need only the texts: a thread builds them while the model embeds (ONNX Runtime
         # releases the GIL), so they add little to the build's time.
-        titled = [f"{docs[int(d)].title} {text}" for d, text in zip(doc_of, sentences, strict=True)]
-        lexical = helper.submit(lambda: (Lexical.build(titled), Lexical.build(windows)))
-        keys = [text_key(t) for t in sentences] + _window_keys(docs, spans_per_doc, sentences)
+        lexical = helper.submit(channels, sentences, doc_of, [d.title for d in docs], WINDOW)
+        keys = sentence_keys + window_keys
         vectors = np.zeros((2 * n, encoder.dimension), dtype=np.float32)
-        cached = cache._cached_vectors(keys, n) if cache is not None else {}
+        cached = cache._vectors_at(keys, n, by_sentence, by_window) if cache is not None else {}
         for i, vector in cached.items():
             vectors[i] = vector
-        # Only sentences go through the model. A sentence's context vector is made from vectors at hand (its
-        # own, its neighbours' and its title's), so the context channel costs no second, longer forward pass.
-        # Once the missing sentences are embedded every sentence vector is at hand, so a missing context
-        # vector needs only its title's vector besides.
-        missing = [i for i in range(n) if i not in cached]
+        title_vectors: dict[str, np.ndarray] = {}
+        embedded = 0
+        try:
+            for missing, new_titles, job in jobs:
+                out = job.result()
+                vectors[missing] = out[: len(missing)]
+                title_vectors.update(zip(new_titles, out[len(missing):], strict=True))
+                embedded += len(missing)
+        finally:
+            bar.close()
+        log.info("embedded %d sentences and %d titles (%d sentence vectors reused) from %d documents",
+                 embedded, len(title_vectors), n - embedded, len(docs))
         need_context = np.array([i for i in range(n, 2 * n) if i not in cached], dtype=np.int64) - n
-        titles = sorted({docs[doc_of[i]].title for i in need_context})
-        log.info("embedding %d sentences and %d titles (%d sentence vectors reused) from %d documents",
-                 len(missing), len(titles), n - len(missing), len(docs))
-        # One call for sentences and titles: a single progress bar, and batches stay full.
-        if missing or titles:
-            out = encoder.encode_documents([sentences[i] for i in missing] + titles, progress=show)
-            vectors[missing] = out[: len(missing)]
-            title_vectors = dict(zip(titles, out[len(missing):], strict=True))
-            if len(need_context):
-                vectors[n + need_context] = _context_vectors(
-                    vectors[:n], doc_of, need_context,
-                    np.stack([title_vectors[docs[doc_of[i]].title] for i in need_context]))
-        index = cls._assemble(docs, spans_per_doc, sentences, vectors, encoder, settings, keys, lexical.result())
-        return index, len(missing) + len(titles)
+        if len(need_context):
+            vectors[n + need_context] = _context_vectors(
+                vectors[:n], doc_of, need_context,
+                np.stack([title_vectors[docs[doc_of[i]].title] for i in need_context]))
+        index = cls._assemble(docs, all_spans, sentences, vectors, encoder, settings, keys, lexical.result())
+        return index, embedded + len(title_vectors)
 
-    def _cached_vectors(self, keys: Sequence[int], n_sentences: int) -> dict[int, np.ndarray]:
-        """Vectors this index already holds for texts with the given keys (sentences first, then windows)."""
+    def _vector_rows(self) -> tuple[dict[int, int], dict[int, int]]:
+        """Rows of this index by the key of their sentence's text, and by the key of their window."""
         with self._db_lock:
             table = self._db.execute("SELECT row, text_key, window_key FROM sentences").fetchall()
-        by_sentence = {k: r for r, k, _ in table}
-        by_window = {k: r for r, _, k in table}
+        return {k: r for r, k, _ in table}, {k: r for r, _, k in table}
+
+    def _vectors_at(self, keys: Sequence[int], n_sentences: int, by_sentence: Mapping[int, int],
+                    by_window: Mapping[int, int]) -> dict[int, np.ndarray]:
+        """Vectors this index already holds for texts with the given keys (sentences first, then windows)."""
         found: dict[int, np.ndarray] = {}
         for channel, lookup, offset, stop in (("dense", by_sentence, 0, n_sentences),
                                               ("dense_context", by_window, n_sentences, len(keys))):
@@ -396,8 +440,10 @@ class Index:
         n = len(sentences)
         dense = vector_index(vectors[:n], kind=settings.index_type, exact_limit=settings.exact_limit)
         # The context channel weighs a quarter of the sentence channel: 4-bit codes halve its memory at large
-        # sizes for a score error of about 0.006 (x0.25 in the fused score).
-        dense_context = vector_index(vectors[n:], kind=settings.index_type, exact_limit=settings.exact_limit, bits=4)
+        # sizes for a score error of about 0.006 (x0.25 in the fused score). Past the exact size it only scores
+        # candidates (SCORING_ONLY) and is never searched, so it needs no clusters: plain codes, no k-means.
+        context_kind = "codes" if settings.index_type != "flat" and n > settings.exact_limit else settings.index_type
+        dense_context = vector_index(vectors[n:], kind=context_kind, exact_limit=settings.exact_limit, bits=4)
         db = sqlite3.connect(":memory:", check_same_thread=False)
         _create_schema(db)
         row = 0
@@ -889,6 +935,49 @@ def _create_schema(db: sqlite3.Connection) -> None:
     )
 
 
+#: Characters of document text split before its sentences go to the model: a small first chunk, so that the
+#: model starts at once, then larger ones (about 2,000 sentences), so that batches stay full.
+FIRST_CHUNK_CHARS = 50_000
+CHUNK_CHARS = 250_000
+
+
+def _chunks(docs: Sequence[Document]) -> Iterator[Sequence[Document]]:
+    """Consecutive runs of whole documents, about :data:`CHUNK_CHARS` of text each (the first one smaller)."""
+    start, size, limit = 0, 0, FIRST_CHUNK_CHARS
+    for i, doc in enumerate(docs):
+        size += len(doc.text)
+        if size >= limit:
+            yield docs[start : i + 1]
+            start, size, limit = i + 1, 0, CHUNK_CHARS
+    if start < len(docs):
+        yield docs[start:]
+
+
+class _Bar:
+    """A progress bar whose total grows as work is found (or nothing, when not shown)."""
+
+    def __init__(self, show: bool) -> None:
+        self._bar: Any = None
+        if show:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=0, desc="Embedding", unit="text")
+
+    def grow(self, n: int) -> None:
+        if self._bar is not None:
+            self._bar.total += n
+            self._bar.refresh()
+
+    def done(self, n: int, _: object = None) -> None:
+        """Count ``n`` texts done (also usable as a future's done-callback)."""
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
 def vector_index(
     vectors: np.ndarray, *, kind: str = "auto", exact_limit: int = 20_000, bits: int = 8
 ) -> faiss.Index:
@@ -898,7 +987,8 @@ def vector_index(
     few milliseconds. Beyond that ``ivf`` clusters the vectors (4·√n inverted lists, k-means on a sample) and
     stores each as ``bits``-bit (8, 6 or 4) scalar-quantised codes: a query scans only the ``nprobe`` nearest
     lists, and a vector takes a quarter (8 bits) or an eighth (4 bits) of the memory. Reconstructed vectors
-    (used to score candidates) are then approximate.
+    (used to score candidates) are then approximate. ``codes`` stores the same codes without clusters: for a
+    channel that only scores candidates by row (a search would scan every code).
     """
     import faiss
 
@@ -909,9 +999,16 @@ def vector_index(
         flat = faiss.IndexFlatIP(dim)
         flat.add(vectors)
         return flat
+    qtypes = {8: faiss.ScalarQuantizer.QT_8bit, 6: faiss.ScalarQuantizer.QT_6bit, 4: faiss.ScalarQuantizer.QT_4bit}
+    if kind == "codes":
+        codes = faiss.IndexScalarQuantizer(dim, qtypes[bits], faiss.METRIC_INNER_PRODUCT)
+        # Training only finds each dimension's range, so a sample does.
+        sample = vectors if n <= 100_000 else vectors[np.random.default_rng(0).choice(n, 100_000, replace=False)]
+        codes.train(np.ascontiguousarray(sample))
+        codes.add(vectors)
+        return codes
     nlist = int(min(65536, max(16, 4 * np.sqrt(max(n, 1)))))
     quantizer = faiss.IndexFlatIP(dim)
-    qtypes = {8: faiss.ScalarQuantizer.QT_8bit, 6: faiss.ScalarQuantizer.QT_6bit, 4: faiss.ScalarQuantizer.QT_4bit}
     ivf = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, qtypes[bits], faiss.METRIC_INNER_PRODUCT)
     # k-means needs a few dozen points a list to be stable; more points and iterations only slow the build.
     sample = vectors if n <= 32 * nlist else vectors[np.random.default_rng(0).choice(n, 32 * nlist, replace=False)]
@@ -945,29 +1042,35 @@ def set_nprobe(index: faiss.Index, nprobe: int) -> None:
 
 
 def describe(index: faiss.Index) -> str:
-    ivf = _ivf(index)
-    if ivf is None:
-        return "IndexFlatIP"
+    """The index in FAISS's factory notation: ``IndexFlatIP``, ``SQ4`` (codes only) or ``IVF4000,SQ8``."""
     import faiss
 
+    ivf = _ivf(index)
     sq = faiss.ScalarQuantizer
-    codes = getattr(faiss.downcast_index(ivf), "sq", None)
+    codes = getattr(faiss.downcast_index(index if ivf is None else ivf), "sq", None)
     bits = {sq.QT_8bit: 8, sq.QT_6bit: 6, sq.QT_4bit: 4}.get(codes.qtype, "?") if codes is not None else "?"
+    if ivf is None:
+        return "IndexFlatIP" if codes is None else f"SQ{bits}"
     return f"IVF{ivf.nlist},SQ{bits}"
 
 
-def _sentence_texts(
-    docs: Sequence[Document], spans_per_doc: Sequence[Sequence[tuple[int, int]]]
-) -> tuple[list[str], list[str]]:
-    """Each sentence's text, and its window: ``"<title>. <previous> <sentence> <next>"`` within its document."""
-    sentences: list[str] = []
+def _sentence_texts(docs: Sequence[Document], spans_per_doc: Sequence[Sequence[tuple[int, int]]]) -> list[str]:
+    """Each sentence's text, document after document."""
+    return [doc.text[a:b] for doc, spans in zip(docs, spans_per_doc, strict=True) for a, b in spans]
+
+
+def window_texts(docs: Sequence[Document], spans_per_doc: Sequence[Sequence[tuple[int, int]]]) -> list[str]:
+    """Each sentence's window written out: ``"<title>. <previous> <sentence> <next>"`` within its document.
+
+    What the context channels stand for; the index derives them from the parts (:func:`qa.lexical.channels`,
+    :func:`_context_vectors`) rather than from these texts.
+    """
     windows: list[str] = []
     for doc, spans in zip(docs, spans_per_doc, strict=True):
-        for j, (a, b) in enumerate(spans):
-            sentences.append(doc.text[a:b])
+        for j in range(len(spans)):
             lo, hi = spans[max(0, j - WINDOW)][0], spans[min(len(spans) - 1, j + WINDOW)][1]
             windows.append(f"{doc.title}. {' '.join(doc.text[lo:hi].split())}")
-    return sentences, windows
+    return windows
 
 
 def _window_keys(

@@ -13,7 +13,7 @@ import pytest
 
 import qa
 from qa.embedding import get_encoder
-from qa.index import MANIFEST, META, TITLE_WEIGHT, VECTORS, _sentence_texts
+from qa.index import MANIFEST, META, TITLE_WEIGHT, VECTORS, _sentence_texts, window_texts
 from qa.lexical import Lexical
 from qa.ranking import duplicate_key, fuse, top_unique
 
@@ -50,7 +50,7 @@ def test_fused_search_matches_brute_force_over_every_channel(squad_index_dir: Pa
     index = qa.Index.load(squad_index_dir)
     docs = qa.load_sources([Path(__file__).parent / "data" / "squad_docs.jsonl"])
     spans = [qa.sentences.split(d.text) for d in docs]
-    sentences, windows = _sentence_texts(docs, spans)
+    sentences, windows = _sentence_texts(docs, spans), window_texts(docs, spans)
     titled = [f"{d.title} {d.text[a:b]}" for d, sp in zip(docs, spans, strict=True) for a, b in sp]
     encoder = get_encoder()
     s_vectors = encoder.encode_documents(sentences)
@@ -370,3 +370,21 @@ def test_past_the_exact_size_the_context_channel_scores_candidates_without_a_sea
         assert [p.text for p in large] == [p.text for p in exact]
         assert [p.score for p in large] == pytest.approx([p.score for p in exact], abs=1e-6)
     assert faiss.omp_get_max_threads() == threads  # one-query searches restore FAISS's thread count
+
+
+def test_past_the_exact_size_the_context_channel_is_stored_as_codes_without_clusters(
+    squad_index_dir: Path, tmp_path: Path
+) -> None:
+    """A scoring-only channel needs no k-means: its vectors are 4-bit codes, read back by row."""
+    docs = [Path(__file__).parent / "data" / "squad_docs.jsonl"]
+    exact = qa.Index.load(squad_index_dir)
+    large = qa.Index.build(docs, tmp_path / "large", settings=qa.get_settings(exact_limit=len(exact) - 1))
+    channels = json.loads((tmp_path / "large" / MANIFEST).read_text())["channels"]
+    assert channels["dense"]["faiss"].endswith(",SQ8") and channels["dense_context"]["faiss"] == "SQ4"
+    rows = np.arange(len(exact))
+    stored = qa.Index.load(tmp_path / "large")._dense["dense_context"].reconstruct_batch(rows)
+    truth = exact._dense["dense_context"].reconstruct_batch(rows)
+    # 4-bit codes: each vector within a small error of the exact one (cosine, both unit length)
+    assert np.min(np.sum(stored * truth, axis=1) / np.linalg.norm(stored, axis=1)) > 0.97
+    for question in ["Who won Super Bowl 50?", "Where was the game played?", "Who was the MVP?"]:
+        assert large.search(question, k=1)[0].text == exact.search(question, k=1)[0].text
