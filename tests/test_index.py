@@ -388,3 +388,29 @@ def test_past_the_exact_size_the_context_channel_is_stored_as_codes_without_clus
     assert np.min(np.sum(stored * truth, axis=1) / np.linalg.norm(stored, axis=1)) > 0.97
     for question in ["Who won Super Bowl 50?", "Where was the game played?", "Who was the MVP?"]:
         assert large.search(question, k=1)[0].text == exact.search(question, k=1)[0].text
+
+
+def test_a_build_split_into_many_chunks_equals_one_split_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks overlap the segmenter with the model; they must not change a vector, a score or an offset."""
+    import qa.index as qindex
+
+    docs = qa.load_sources([Path(__file__).parent / "data" / "squad_docs.jsonl", *DOCS])
+    monkeypatch.setattr(qindex, "FIRST_CHUNK_CHARS", 10**9)
+    whole = qa.Index.build(docs)
+    monkeypatch.setattr(qindex, "FIRST_CHUNK_CHARS", 100)
+    monkeypatch.setattr(qindex, "CHUNK_CHARS", 300)
+    assert len(list(qindex._chunks(docs))) > 5
+    chunked = qa.Index.build(docs)
+    assert len(chunked) == len(whole)
+    rows = np.arange(len(whole))
+    for channel in ("dense", "dense_context"):
+        np.testing.assert_array_equal(chunked._dense[channel].reconstruct_batch(rows),
+                                      whole._dense[channel].reconstruct_batch(rows))
+    def place(index: qa.Index, row: int) -> tuple[str, int, int]:
+        p = index.passage(row, 0.0)
+        return p.doc_id, p.start, p.end
+
+    assert [place(chunked, int(r)) for r in rows] == [place(whole, int(r)) for r in rows]
+    for question in ["Who won Super Bowl 50?", "Which pet purrs?"]:
+        got, want = chunked.search(question), whole.search(question)
+        assert [(p.text, p.score) for p in got] == [(p.text, p.score) for p in want]
