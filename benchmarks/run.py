@@ -825,7 +825,9 @@ def report() -> Path:
                   "interleaved in the same run; qa/raw is the throughput ratio (in brackets: by process CPU "
                   "time, less sensitive to the other workers' load). *Model calls* is the time inside qa's "
                   "`Encoder.encode_documents` "
-                  "during the build (timed by a wrapper); *outside model* is the rest.", "",
+                  "during the build (timed by a wrapper; the calls run one after another on qa's model thread, "
+                  "one per chunk of documents, while the next chunk is split); *outside model* is the rest: the "
+                  "build time during which no forward pass ran.", "",
                   "| size | kind | sentences | qa build s | qa sent/s | raw encode s | raw sent/s | qa/raw | "
                   "texts qa embedded | model calls s | outside model | load |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|"]
