@@ -294,6 +294,32 @@ class Lexical:
         full[rows] = values
         return full
 
+    def scores_at(self, question: str, rows: np.ndarray, *, focus_weight: float = 1.0) -> np.ndarray:
+        """Normalised BM25 of the given ``rows`` only, as :meth:`scores` gives them.
+
+        Each query word's posting list is sorted by row, so a binary search finds each row in it: the cost
+        grows with the number of rows asked for, not with the length of the lists (long at a million rows).
+        """
+        weights = query_weights(question, focus_weight)
+        out = np.zeros(len(rows), dtype=np.float32)
+        known = [(self._vocab[t], w) for t, w in weights.items() if t in self._vocab]
+        if not known or not len(rows):
+            return out
+        matrix = self._bm25.scores
+        indptr, indices, data = matrix["indptr"], matrix["indices"], matrix["data"]
+        for i, w in known:
+            a, b = int(indptr[i]), int(indptr[i + 1])
+            postings = indices[a:b]
+            at = np.minimum(np.searchsorted(postings, rows), b - a - 1)
+            hit = postings[at] == rows
+            out[hit] += np.float32(w) * data[a:b][at[hit]]
+        return out / np.float32(self._ceiling(weights))
+
+    def _ceiling(self, weights: dict[str, float]) -> float:
+        """The most a row could score for a question of these word weights (what scores are a share of)."""
+        return (K1 + 1) * sum(w * (float(self._idf[self._vocab[t]]) if t in self._vocab else self._idf_unseen)
+                              for t, w in weights.items())
+
     def sparse_scores(self, question: str, *, focus_weight: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         """The rows ``question`` scores above zero (sorted) and their normalised BM25, as :meth:`scores` gives.
 
@@ -305,8 +331,7 @@ class Lexical:
         known = [(self._vocab[t], w) for t, w in weights.items() if t in self._vocab]
         if not known:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        ceiling = (K1 + 1) * sum(w * (float(self._idf[self._vocab[t]]) if t in self._vocab else self._idf_unseen)
-                                 for t, w in weights.items())
+        ceiling = self._ceiling(weights)
         matrix = self._bm25.scores
         indptr, indices, data = matrix["indptr"], matrix["indices"], matrix["data"]
         spans = [(int(indptr[i]), int(indptr[i + 1]), np.float32(w)) for i, w in known]

@@ -343,30 +343,39 @@ def test_an_ivf_index_answers_like_the_exact_one(squad_index_dir: Path, tmp_path
         assert ivf.search(question, k=1)[0].text == exact.search(question, k=1)[0].text
 
 
-def test_past_the_exact_size_the_context_channel_scores_candidates_without_a_search(
+def test_past_the_exact_size_the_context_channels_score_candidates_without_a_search(
     squad_index_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import faiss
 
+    from qa.lexical import Lexical as Lex
+
     index = qa.Index.load(squad_index_dir)
     searched: list[str] = []
     search_vectors = qa.Index.search_vectors
+    sparse_scores = Lex.sparse_scores
 
     def spy(self: qa.Index, queries: np.ndarray, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
         searched.append(kwargs["channel"])
         return search_vectors(self, queries, **kwargs)
 
+    def spy_sparse(self: Lex, question: str, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
+        searched.append("bm25_context" if self is index._lexical["bm25_context"] else "bm25")
+        return sparse_scores(self, question, **kwargs)
+
     monkeypatch.setattr(qa.Index, "search_vectors", spy)
+    monkeypatch.setattr(Lex, "sparse_scores", spy_sparse)
     threads = faiss.omp_get_max_threads()
     for question in ["Who won Super Bowl 50?", "Which NFL team represented the AFC?"]:
         searched.clear()
         index.settings = qa.get_settings()
         exact = index.search(question, k=3)
-        assert sorted(searched) == ["dense", "dense_context"]
+        assert sorted(searched) == ["bm25", "bm25_context", "dense", "dense_context"]
         searched.clear()
         index.settings = qa.get_settings(exact_limit=len(index) - 1)  # "large": channels also run side by side
         large = index.search(question, k=3)
-        assert searched == ["dense"]
+        assert sorted(searched) == ["bm25", "dense"]
+        # The context channels still score every candidate: the same passages with the same fused scores.
         assert [p.text for p in large] == [p.text for p in exact]
         assert [p.score for p in large] == pytest.approx([p.score for p in exact], abs=1e-6)
     assert faiss.omp_get_max_threads() == threads  # one-query searches restore FAISS's thread count

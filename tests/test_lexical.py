@@ -149,6 +149,17 @@ def test_focus_weight_prefers_the_sentence_with_the_focus_word() -> None:
     assert int(np.argmax(lex.scores(question, focus_weight=3.0))) == 1
 
 
+def test_scores_at_equal_the_full_scores_at_those_rows() -> None:
+    """Oracle: the binary-search path gives the full score array's values, row for row, in any row order."""
+    docs = qa.load_sources([Path(__file__).parent / "data" / "squad_docs.jsonl"])
+    lex = Lexical.build([d.text[a:b] for d in docs for a, b in qa.sentences.split(d.text)])
+    rows = np.random.default_rng(0).permutation(lex.size)[: lex.size // 2]
+    for question in ["Who won Super Bowl 50?", "Which NFL team won? team team", "zzzz unknown", "the of"]:
+        full = lex.scores(question, focus_weight=1.5)
+        np.testing.assert_allclose(lex.scores_at(question, rows, focus_weight=1.5), full[rows], rtol=1e-6, atol=0)
+    assert lex.scores_at("Super Bowl", np.zeros(0, dtype=np.int64)).shape == (0,)
+
+
 def test_save_load_round_trip(tmp_path: Path) -> None:
     lex = Lexical.build(TEXTS)
     lex.save(tmp_path / "bm25")
