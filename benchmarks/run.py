@@ -921,8 +921,9 @@ def report() -> Path:
                   "Peer query latency: the peer's own search call after the same warm-up, with torch's default "
                   "threads (2 here) and with 1 thread, which is what qa's encoder uses for a question (on a busy "
                   "machine 2 threads wait on each other); qa is compared with the 1-thread figures. From "
-                  "vectors, qa's build also makes its window channel, two BM25 indexes and its SQLite store and "
-                  "saves them; the peers index the sentence vectors only, in memory. *load* is the 1-minute load "
+                  "vectors, qa's build also makes its window channel, two BM25 indexes, k-means clusters for its "
+                  "IVF index and its SQLite store, and saves them; the peers index the sentence vectors only "
+                  "(LangChain appends them to one flat index). *load* is the 1-minute load "
                   "average when the size was measured.", "",
                   "| size | system | build s | build + save s | sent/s | p50 ms | p99 ms | "
                   "p50 / p99 ms, default threads | disk per sentence | index | versions | load |",
@@ -947,6 +948,8 @@ def report() -> Path:
                 if "error" in p:
                     at_least = p.get("build_s_at_least")
                     reason = p["error"] if at_least else "failed (see peers.json)"
+                    if p.get("kept_from_run"):
+                        reason += f" (run {p['kept_from_run']})"
                     lines.append(f"| {lab} | {name} | {reason} | | | | | | | | | |")
                     if qa_b and at_least:
                         targets.append((f"qa vs {name}, {lab}: build time", "qa <= peer",
