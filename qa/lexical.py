@@ -250,9 +250,10 @@ class Lexical:
             lengths[empty] = 1
         n_vocab = len(vocab)
         # One key per (term, row), sorted by term then row: the CSC order, each posting list by row.
-        keys, tf = np.unique(terms.astype(np.int64) * max(n_rows, 1) + rows, return_counts=True)
-        term = keys // max(n_rows, 1)
-        row = keys - term * max(n_rows, 1)
+        stride = max(n_rows, 1)
+        keys, tf = np.unique(terms.astype(np.int64) * stride + rows, return_counts=True)
+        term = keys // stride
+        row = keys - term * stride
         df = np.bincount(term, minlength=n_vocab)
         # bm25s' own arithmetic: idf in double (math.log) stored as float32; the length term in double.
         levels, which = np.unique(df, return_inverse=True)
@@ -309,6 +310,8 @@ class Lexical:
         indptr, indices, data = matrix["indptr"], matrix["indices"], matrix["data"]
         for i, w in known:
             a, b = int(indptr[i]), int(indptr[i + 1])
+            if a == b:  # a word of the vocabulary that no row holds (a title of a document with no sentence)
+                continue
             postings = indices[a:b]
             at = np.minimum(np.searchsorted(postings, rows), b - a - 1)
             hit = postings[at] == rows

@@ -158,6 +158,9 @@ def test_scores_at_equal_the_full_scores_at_those_rows() -> None:
         full = lex.scores(question, focus_weight=1.5)
         np.testing.assert_allclose(lex.scores_at(question, rows, focus_weight=1.5), full[rows], rtol=1e-6, atol=0)
     assert lex.scores_at("Super Bowl", np.zeros(0, dtype=np.int64)).shape == (0,)
+    # A word of the vocabulary that no row holds (a title of a document with no sentence) scores nothing.
+    sparse = Lexical.from_postings(np.array([0, 1, 0]), np.array([0, 1, 1]), 2, {"cat": 0, "dog": 1, "moon": 2})
+    np.testing.assert_allclose(sparse.scores_at("moon cat", np.array([1, 0])), sparse.scores("moon cat")[[1, 0]])
 
 
 def test_save_load_round_trip(tmp_path: Path) -> None:
