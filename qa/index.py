@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import functools
+import itertools
 import json
 import logging
 import os
@@ -35,7 +36,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -49,7 +50,7 @@ from .config import Settings, get_settings
 from .documents import Document, SourceFailure, content_hash, load_sources, read_sources
 from .errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError, QAError
 from .lexical import TOKENIZER, Lexical, channels
-from .ranking import duplicate_key, fuse, text_key, top_unique
+from .ranking import duplicate_keys, fuse, text_keys, top_unique
 
 if TYPE_CHECKING:
     import faiss
@@ -61,7 +62,7 @@ __all__ = ["FORMAT_VERSION", "DocumentInfo", "Index", "Passage"]
 log = logging.getLogger(__name__)
 
 #: Bump when the on-disk layout or the meaning of stored vectors changes; older indexes are then rebuilt.
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 CONTEXT_VECTORS = "context.faiss"
@@ -70,6 +71,7 @@ BM25_CONTEXT = "bm25_context"
 META = "meta.sqlite"
 ROWS = "rows.npy"
 DOCS = "docs.npy"
+KEYS = "keys.npy"
 #: Neighbouring sentences on each side that make up a sentence's window for the context channels.
 WINDOW = 1
 #: Weight of the document title's vector in a sentence's context vector (the sentence and each neighbour
@@ -197,8 +199,9 @@ class Index:
         db: sqlite3.Connection,
         path: Path | None,
         settings: Settings,
-        rows: np.ndarray | None = None,
-        doc_rows: np.ndarray | None = None,
+        rows: np.ndarray,
+        doc_rows: np.ndarray,
+        keys: np.ndarray,
     ) -> None:
         self.manifest = manifest
         self.path = path
@@ -210,18 +213,17 @@ class Index:
         self._db = db
         self._db_lock = threading.Lock()
         # Documents are described in SQLite and read when needed (a million-sentence index holds 200k): only
-        # each one's first row and length are kept at hand, to place a row in its document.
-        # A saved index keeps these two tables in DOCS and ROWS too; a built one reads them from SQLite.
-        doc_rows = _int_table(db, "SELECT first_row, n_sentences FROM documents ORDER BY idx", 2, doc_rows,
-                              "document", path)
-        self._doc_rows = doc_rows
-        self._first_rows = doc_rows[:, 0]
+        # each one's first row and length are kept at hand, to place a row in its document; and each sentence's
+        # offsets and duplicate key (``rows``), and the keys of its text and window (``keys``, the embedding
+        # cache's lookup, read only when the index is updated).
+        self._doc_rows = _checked(doc_rows, 2, "document", path)
+        self._first_rows = self._doc_rows[:, 0]
         self._doc_infos: dict[int, DocumentInfo] = {}
-        rows = _int_table(db, "SELECT start, end, dup_key FROM sentences ORDER BY row", 3, rows, "sentence", path)
-        self._rows = rows
-        self._spans = rows[:, :2]
-        self._dup_keys = rows[:, 2]
-        sizes = {len(self._spans), dense.ntotal, dense_context.ntotal, bm25.size, bm25_context.size}
+        self._rows = _checked(rows, 3, "sentence", path)
+        self._spans = self._rows[:, :2]
+        self._dup_keys = self._rows[:, 2]
+        self._keys = _checked(keys, 2, "sentence key", path)
+        sizes = {len(self._spans), len(self._keys), dense.ntotal, dense_context.ntotal, bm25.size, bm25_context.size}
         if len(sizes) != 1:
             raise IndexCorruptError(
                 f"index at {path} has channels of different sizes {sorted(sizes)}; " + rebuild_hint(path or "DIR")
@@ -337,12 +339,11 @@ class Index:
         from .embedding import show_progress
 
         show = settings.progress if progress is None else progress
-        by_sentence, by_window = cache._vector_rows() if cache is not None else ({}, {})
+        held = cache._key_tables() if cache is not None else None
         all_spans: list[Sequence[tuple[int, int]]] = []
         sentences: list[str] = []
-        sentence_keys: list[int] = []
-        window_keys: list[int] = []
-        jobs: list[tuple[list[int], list[str], Future[np.ndarray]]] = []
+        key_chunks: list[np.ndarray] = []
+        jobs: list[tuple[np.ndarray, list[str], Future[np.ndarray]]] = []
         titles: set[str] = set()
         bar = _Bar(show_progress(show, sum(len(d.text) for d in docs) // 100))
         # The documents go through the segmenter a chunk at a time, and each chunk's new sentences go to the
@@ -354,39 +355,39 @@ class Index:
             spans = [_sentences.split(d.text) for d in chunk] if spans_per_doc is None else \
                 [spans_per_doc[i] for i in range(len(all_spans), len(all_spans) + len(chunk))]
             s_chunk = _sentence_texts(chunk, spans)
-            sk_chunk = [text_key(t) for t in s_chunk]
-            wk_chunk = _window_keys(chunk, spans, s_chunk)
-            missing = [row0 + i for i, key in enumerate(sk_chunk) if key not in by_sentence]
+            local_doc = np.repeat(np.arange(len(chunk)), [len(sp) for sp in spans])
+            sk = text_keys(s_chunk)
+            keys_chunk = np.column_stack([sk, window_keys(sk, local_doc, text_keys([d.title for d in chunk]))])
+            key_chunks.append(keys_chunk)
+            if held is None:
+                missing, window_missing = np.arange(len(sk)), np.ones(len(sk), dtype=bool)
+            else:
+                missing = np.flatnonzero(_find(sk, held[0]) < 0)
+                window_missing = _find(keys_chunk[:, 1], held[1]) < 0
             # Only sentences go through the model. A sentence's context vector is made from vectors at hand
             # (its own, its neighbours' and its title's), so the context channel costs no second, longer
             # forward pass; a missing context vector needs only its title's vector besides.
             new_titles = []
-            row = row0
-            for doc, sp in zip(chunk, spans, strict=True):
-                if doc.title not in titles and any(wk_chunk[row - row0 + j] not in by_window for j in range(len(sp))):
-                    titles.add(doc.title)
-                    new_titles.append(doc.title)
-                row += len(sp)
-            texts = [s_chunk[i - row0] for i in missing] + new_titles
+            for j in np.unique(local_doc[window_missing]).tolist():
+                if chunk[j].title not in titles:
+                    titles.add(chunk[j].title)
+                    new_titles.append(chunk[j].title)
+            texts = [s_chunk[i] for i in missing.tolist()] + new_titles
             if texts:
                 bar.grow(len(texts))
                 job = model.submit(encoder.encode_documents, texts, progress=False)
                 job.add_done_callback(functools.partial(bar.done, len(texts)))
-                jobs.append((missing, new_titles, job))
+                jobs.append((row0 + missing, new_titles, job))
             all_spans.extend(spans)
             sentences.extend(s_chunk)
-            sentence_keys.extend(sk_chunk)
-            window_keys.extend(wk_chunk)
         n = len(sentences)
         doc_of = np.repeat(np.arange(len(docs)), [len(sp) for sp in all_spans])
         # The BM25 channels need only the texts: a thread builds them while the model embeds (ONNX Runtime
         # releases the GIL), so they add little to the build's time.
         lexical = helper.submit(channels, sentences, doc_of, [d.title for d in docs], WINDOW)
-        keys = sentence_keys + window_keys
+        keys = np.concatenate(key_chunks) if key_chunks else np.zeros((0, 2), dtype=np.int64)
         vectors = np.zeros((2 * n, encoder.dimension), dtype=np.float32)
-        cached = cache._vectors_at(keys, n, by_sentence, by_window) if cache is not None else {}
-        for i, vector in cached.items():
-            vectors[i] = vector
+        filled = cache._fill_from_cache(keys, vectors) if cache is not None else np.zeros(2 * n, dtype=bool)
         title_vectors: dict[str, np.ndarray] = {}
         embedded = 0
         try:
@@ -399,32 +400,31 @@ class Index:
             bar.close()
         log.info("embedded %d sentences and %d titles (%d sentence vectors reused) from %d documents",
                  embedded, len(title_vectors), n - embedded, len(docs))
-        need_context = np.array([i for i in range(n, 2 * n) if i not in cached], dtype=np.int64) - n
+        need_context = np.flatnonzero(~filled[n:])
         if len(need_context):
-            vectors[n + need_context] = _context_vectors(
-                vectors[:n], doc_of, need_context,
-                np.stack([title_vectors[docs[doc_of[i]].title] for i in need_context]))
-        index = cls._assemble(docs, all_spans, sentences, vectors, encoder, settings, keys, lexical.result())
+            title_row = {title: i for i, title in enumerate(title_vectors)}
+            doc_title = np.array([title_row.get(d.title, -1) for d in docs], dtype=np.int64)
+            titles_at = np.stack(list(title_vectors.values()))[doc_title[doc_of[need_context]]]
+            vectors[n + need_context] = _context_vectors(vectors[:n], doc_of, need_context, titles_at)
+        index = cls._assemble(docs, all_spans, sentences, vectors, encoder, settings, keys, lexical)
         return index, embedded + len(title_vectors)
 
-    def _vector_rows(self) -> tuple[dict[int, int], dict[int, int]]:
-        """Rows of this index by the key of their sentence's text, and by the key of their window."""
-        with self._db_lock:
-            table = self._db.execute("SELECT row, text_key, window_key FROM sentences").fetchall()
-        return {k: r for r, k, _ in table}, {k: r for r, _, k in table}
+    def _key_tables(self) -> tuple[_Sorted, _Sorted]:
+        """This index's rows sorted by the key of their sentence's text, and by the key of their window."""
+        return _sorted(np.asarray(self._keys[:, 0])), _sorted(np.asarray(self._keys[:, 1]))
 
-    def _vectors_at(self, keys: Sequence[int], n_sentences: int, by_sentence: Mapping[int, int],
-                    by_window: Mapping[int, int]) -> dict[int, np.ndarray]:
-        """Vectors this index already holds for texts with the given keys (sentences first, then windows)."""
-        found: dict[int, np.ndarray] = {}
-        for channel, lookup, offset, stop in (("dense", by_sentence, 0, n_sentences),
-                                              ("dense_context", by_window, n_sentences, len(keys))):
-            hits = [(i, lookup[keys[i]]) for i in range(offset, stop) if keys[i] in lookup]
-            if hits:
-                rows = np.asarray([r for _, r in hits], dtype=np.int64)
-                for (i, _), vector in zip(hits, self._dense[channel].reconstruct_batch(rows), strict=True):
-                    found[i] = vector
-        return found
+    def _fill_from_cache(self, keys: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Copy into ``out`` (sentence vectors, then context vectors) the vectors this index holds for ``keys``
+        (a text key and a window key per sentence); returns which rows of ``out`` it filled."""
+        n = len(keys)
+        filled = np.zeros(2 * n, dtype=bool)
+        for col, (channel, table) in enumerate(zip(("dense", "dense_context"), self._key_tables(), strict=True)):
+            at = _find(keys[:, col], table)
+            hit = np.flatnonzero(at >= 0)
+            if len(hit):
+                out[col * n + hit] = self._dense[channel].reconstruct_batch(at[hit])
+                filled[col * n + hit] = True
+        return filled
 
     @classmethod
     def _assemble(
@@ -435,39 +435,35 @@ class Index:
         vectors: np.ndarray,
         encoder: Encoder | OnnxEncoder,
         settings: Settings,
-        keys: Sequence[int],
-        lexical: tuple[Lexical, Lexical],
+        keys: np.ndarray,
+        lexical: Future[tuple[Lexical, Lexical]],
     ) -> Index:
-
+        """The index over given sentence and context ``vectors`` (2n rows), ``keys`` (n x 2) and the BM25
+        channels being built (waited for last, so that building them overlaps with the rest)."""
         n = len(sentences)
-        dense = vector_index(vectors[:n], kind=settings.index_type, exact_limit=settings.exact_limit)
         # The context channel weighs a quarter of the sentence channel: 4-bit codes halve its memory at large
         # sizes for a score error of about 0.006 (x0.25 in the fused score). Past the exact size it only scores
         # candidates (SCORING_ONLY) and is never searched, so it needs no clusters: plain codes, no k-means.
         context_kind = "codes" if settings.index_type != "flat" and n > settings.exact_limit else settings.index_type
-        dense_context = vector_index(vectors[n:], kind=context_kind, exact_limit=settings.exact_limit, bits=4)
-        db = sqlite3.connect(":memory:", check_same_thread=False)
-        _create_schema(db)
-        row = 0
-        doc_entries: list[dict[str, Any]] = []
-        for i, (doc, spans) in enumerate(zip(docs, spans_per_doc, strict=True)):
-            db.execute(
-                "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (i, doc.doc_id, doc.title, doc.source, doc.sha256, doc.text, row, len(spans)),
-            )
-            db.executemany(
-                "INSERT INTO sentences VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (row + j, i, j, a, b, duplicate_key(sentences[row + j]), keys[row + j], keys[n + row + j])
-                    for j, (a, b) in enumerate(spans)
-                ],
-            )
-            db.executemany("INSERT INTO pages VALUES (?, ?, ?)",
-                           [(i, number, start) for number, start in enumerate(doc.pages, start=1)])
-            db.executemany("INSERT INTO headings VALUES (?, ?, ?)", [(i, start, text) for start, text in doc.headings])
-            row += len(spans)
-            doc_entries.append({"doc_id": doc.doc_id, "sha256": doc.sha256, "sentences": len(spans)})
-        db.commit()
+
+        def vector_indexes() -> tuple[faiss.Index, faiss.Index]:
+            import faiss
+
+            if not lexical.done():
+                # Two Python threads (BM25, tables) still want a core: FAISS's OpenMP threads would only wait
+                # for one (at 1M, 33 s against 39 s with two threads). Per calling thread in OpenMP.
+                faiss.omp_set_num_threads(1)
+            return (vector_index(vectors[:n], kind=settings.index_type, exact_limit=settings.exact_limit),
+                    vector_index(vectors[n:], kind=context_kind, exact_limit=settings.exact_limit, bits=4))
+
+        # FAISS releases the GIL: its k-means and codes are made while this thread fills the tables.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qa-faiss") as faiss_thread:
+            made = faiss_thread.submit(vector_indexes)
+            db, rows, doc_rows, shas = _tables(docs, spans_per_doc, sentences)
+            dense, dense_context = made.result()
+        bm25, bm25_context = lexical.result()
+        doc_entries = [{"doc_id": d.doc_id, "sha256": sha, "sentences": int(count)}
+                       for d, sha, count in zip(docs, shas, doc_rows[:, 1].tolist(), strict=True)]
         window_text = f"title. sentences -{WINDOW}..+{WINDOW}"
         context_vector = f"{TITLE_WEIGHT} title + sentences -{WINDOW}..+{WINDOW}, sum of their vectors, unit length"
         manifest = {
@@ -487,20 +483,23 @@ class Index:
                 "bm25": {"file": BM25, "text": "title sentence"},
                 "bm25_context": {"file": BM25_CONTEXT, "text": window_text},
             },
-            "corpus_sha256": content_hash("".join(doc.sha256 for doc in docs)),
+            "corpus_sha256": content_hash("".join(shas)),
             "documents": doc_entries,
-            "counts": {"documents": len(docs), "sentences": row},
+            "counts": {"documents": len(docs), "sentences": n},
             "created": _now(),
         }
         return cls(
             manifest=manifest,
             dense=dense,
             dense_context=dense_context,
-            bm25=lexical[0],
-            bm25_context=lexical[1],
+            bm25=bm25,
+            bm25_context=bm25_context,
             db=db,
             path=None,
             settings=settings,
+            rows=rows,
+            doc_rows=doc_rows,
+            keys=keys,
         )
 
     # ------------------------------------------------------------------ saving and loading
@@ -528,12 +527,13 @@ class Index:
                 disk.close()
             np.save(tmp / ROWS, np.ascontiguousarray(self._rows, dtype=np.int64), allow_pickle=False)
             np.save(tmp / DOCS, np.ascontiguousarray(self._doc_rows, dtype=np.int64), allow_pickle=False)
+            np.save(tmp / KEYS, np.ascontiguousarray(self._keys, dtype=np.int64), allow_pickle=False)
             manifest = dict(self.manifest)
             files = sorted(p for p in tmp.rglob("*") if p.is_file())
             manifest["files"] = {
                 f.relative_to(tmp).as_posix(): {"sha256": _sha256_file(f), "bytes": f.stat().st_size} for f in files
             }
-            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            (tmp / MANIFEST).write_text(_manifest_text(manifest), encoding="utf-8")
             for f in [*files, tmp / MANIFEST]:
                 os.chmod(f, 0o600)
                 _fsync(f)
@@ -590,6 +590,7 @@ class Index:
                 # Memory-mapped: a million sentences' offsets are read only where a question looks.
                 rows=np.load(target / ROWS, mmap_mode="r", allow_pickle=False),
                 doc_rows=np.load(target / DOCS, mmap_mode="r", allow_pickle=False),
+                keys=np.load(target / KEYS, mmap_mode="r", allow_pickle=False),
             )
         except (RuntimeError, OSError, ValueError, KeyError, sqlite3.Error) as exc:
             raise IndexCorruptError(f"index at {target} cannot be read ({exc}); {rebuild_hint(target)}") from exc
@@ -911,16 +912,38 @@ class Index:
 # ---------------------------------------------------------------------- helpers
 
 
-def _int_table(
-    db: sqlite3.Connection, query: str, width: int, given: np.ndarray | None, what: str, path: Path | None
-) -> np.ndarray:
-    """``given``, or else the ``width`` integer columns ``query`` selects; either way checked to be that wide."""
-    if given is None:
-        given = np.asarray(db.execute(query).fetchall(), dtype=np.int64).reshape(-1, width)
-    if given.ndim != 2 or given.shape[1] != width:
-        raise IndexCorruptError(f"index at {path} has {what} rows of shape {given.shape}; "
+def _checked(table: np.ndarray, width: int, what: str, path: Path | None) -> np.ndarray:
+    """``table`` if it has ``width`` columns; else the index is corrupt."""
+    if table.ndim != 2 or table.shape[1] != width:
+        raise IndexCorruptError(f"index at {path} has {what} rows of shape {table.shape}; "
                                 + rebuild_hint(path or "DIR"))
-    return given
+    return table
+
+
+def _tables(
+    docs: Sequence[Document], spans_per_doc: Sequence[Sequence[tuple[int, int]]], sentences: Sequence[str]
+) -> tuple[sqlite3.Connection, np.ndarray, np.ndarray, list[str]]:
+    """The documents in SQLite (in memory); each sentence's offsets and duplicate key; each document's first
+    row and sentence count; and the documents' SHA-256."""
+    n = len(sentences)
+    lengths = np.array([len(sp) for sp in spans_per_doc], dtype=np.int64)
+    doc_rows = np.column_stack([np.cumsum(lengths) - lengths, lengths])
+    bounds = np.fromiter(itertools.chain.from_iterable(itertools.chain.from_iterable(spans_per_doc)),
+                         dtype=np.int64, count=2 * n).reshape(n, 2)
+    rows = np.column_stack([bounds, duplicate_keys(sentences)])
+    shas = [doc.sha256 for doc in docs]
+    db = sqlite3.connect(":memory:", check_same_thread=False)
+    _create_schema(db)
+    # One statement per table for all documents: per-document calls cost more than the inserts.
+    db.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                   ((i, d.doc_id, d.title, d.source, sha, d.text, first, count)
+                    for i, (d, sha, (first, count)) in enumerate(zip(docs, shas, doc_rows.tolist(), strict=True))))
+    db.executemany("INSERT INTO pages VALUES (?, ?, ?)",
+                   ((i, number, start) for i, d in enumerate(docs) for number, start in enumerate(d.pages, 1)))
+    db.executemany("INSERT INTO headings VALUES (?, ?, ?)",
+                   ((i, start, text) for i, d in enumerate(docs) for start, text in d.headings))
+    db.commit()
+    return db, rows, doc_rows, shas
 
 
 def _create_schema(db: sqlite3.Connection) -> None:
@@ -929,11 +952,6 @@ def _create_schema(db: sqlite3.Connection) -> None:
         CREATE TABLE documents (
             idx INTEGER PRIMARY KEY, doc_id TEXT UNIQUE NOT NULL, title TEXT NOT NULL, source TEXT,
             sha256 TEXT NOT NULL, text TEXT NOT NULL, first_row INTEGER NOT NULL, n_sentences INTEGER NOT NULL
-        );
-        CREATE TABLE sentences (
-            row INTEGER PRIMARY KEY, doc_idx INTEGER NOT NULL, position INTEGER NOT NULL,
-            start INTEGER NOT NULL, end INTEGER NOT NULL, dup_key INTEGER NOT NULL,
-            text_key INTEGER NOT NULL, window_key INTEGER NOT NULL
         );
         CREATE TABLE pages (doc_idx INTEGER NOT NULL, number INTEGER NOT NULL, start INTEGER NOT NULL);
         CREATE TABLE headings (doc_idx INTEGER NOT NULL, start INTEGER NOT NULL, text TEXT NOT NULL);
@@ -992,11 +1010,12 @@ def vector_index(
     """A FAISS inner-product index over unit ``vectors``, of the kind that suits their number.
 
     ``flat`` is exact brute force: the best up to ``exact_limit`` vectors (``auto``), where a scan still takes a
-    few milliseconds. Beyond that ``ivf`` clusters the vectors (4·√n inverted lists, k-means on a sample) and
-    stores each as ``bits``-bit (8, 6 or 4) scalar-quantised codes: a query scans only the ``nprobe`` nearest
-    lists, and a vector takes a quarter (8 bits) or an eighth (4 bits) of the memory. Reconstructed vectors
-    (used to score candidates) are then approximate. ``codes`` stores the same codes without clusters: for a
-    channel that only scores candidates by row (a search would scan every code).
+    few milliseconds. Beyond that ``ivf`` clusters the vectors (4·√n inverted lists, at most 1,024 up to a
+    million vectors; k-means on a sample) and stores each as ``bits``-bit (8, 6 or 4) scalar-quantised codes: a
+    query scans only the ``nprobe`` nearest lists, and a vector takes a quarter (8 bits) or an eighth (4 bits)
+    of the memory. Reconstructed vectors (used to score candidates) are then approximate. ``codes`` stores the
+    same codes without clusters: for a channel that only scores candidates by row (a search would scan every
+    code).
     """
     import faiss
 
@@ -1015,7 +1034,13 @@ def vector_index(
         codes.train(np.ascontiguousarray(sample))
         codes.add(vectors)
         return codes
-    nlist = int(min(65536, max(16, 4 * np.sqrt(max(n, 1)))))
+    # 4·√n lists, but no more than 1,024 up to a million vectors (√n beyond): adding a vector compares it with
+    # every centroid and k-means costs (lists)² x points per list, while a query scans the same share of the
+    # vectors whatever the number of lists (nprobe = lists / 16). On 1M synthetic vectors 1,000 lists train
+    # and add in 12 s for recall@10 0.973, 4,000 in 72 s for 0.980; on 100k real ones 316 lists (1.8 s) and
+    # 1,264 (11.9 s) both give 0.976. Only near-uniform data needs the finer lists (tests/test_index.py).
+    root = np.sqrt(max(n, 1))
+    nlist = int(min(65536, max(16, min(4 * root, max(1024, root)))))
     quantizer = faiss.IndexFlatIP(dim)
     ivf = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, qtypes[bits], faiss.METRIC_INNER_PRODUCT)
     # k-means needs a few dozen points a list to be stable; more points and iterations only slow the build.
@@ -1081,19 +1106,56 @@ def window_texts(docs: Sequence[Document], spans_per_doc: Sequence[Sequence[tupl
     return windows
 
 
-def _window_keys(
-    docs: Sequence[Document], spans_per_doc: Sequence[Sequence[tuple[int, int]]], sentences: Sequence[str]
-) -> list[int]:
-    """A key per sentence for what its context vector is made of: its title, itself and its neighbours."""
-    keys: list[int] = []
-    row = 0
-    for doc, spans in zip(docs, spans_per_doc, strict=True):
-        m = len(spans)
-        for j in range(m):
-            parts = [doc.title, *(sentences[row + i] if 0 <= i < m else "" for i in range(j - WINDOW, j + WINDOW + 1))]
-            keys.append(text_key("\x1f".join(parts)))
-        row += m
-    return keys
+def window_keys(sentence_keys: np.ndarray, doc_of: np.ndarray, title_keys: np.ndarray) -> np.ndarray:
+    """A key per sentence for what its context vector is made of: its document's title (``title_keys[doc_of]``),
+    itself and its :data:`WINDOW` neighbours each side within its document, mixed from their text keys.
+
+    Example:
+        >>> import numpy as np
+        >>> from qa.index import window_keys
+        >>> docs, titles = np.array([0, 0, 1]), np.array([7, 8])
+        >>> k = window_keys(np.array([1, 2, 3]), docs, titles)
+        >>> len(set(k.tolist())), (window_keys(np.array([1, 2, 4]), docs, titles) == k).tolist()
+        (3, [True, True, False])
+    """
+    n = len(sentence_keys)
+    h = _mix(title_keys[doc_of].astype(np.uint64))
+    for offset in range(-WINDOW, WINDOW + 1):
+        j = np.arange(n) + offset
+        ok = (j >= 0) & (j < n)
+        ok[ok] = doc_of[j[ok]] == doc_of[np.flatnonzero(ok)]
+        part = np.full(n, _NO_NEIGHBOUR, dtype=np.uint64)
+        part[ok] = sentence_keys[j[ok]].astype(np.uint64)
+        h = _mix(h * np.uint64(0x100000001B3) + part)  # in order: the same parts in another order differ
+    return (h >> np.uint64(1)).astype(np.int64)
+
+
+_NO_NEIGHBOUR = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser: every input bit affects every output bit (arithmetic wraps modulo 2**64)."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return np.asarray(x ^ (x >> np.uint64(31)))
+
+
+class _Sorted(NamedTuple):
+    keys: np.ndarray
+    rows: np.ndarray
+
+
+def _sorted(keys: np.ndarray) -> _Sorted:
+    order = np.argsort(keys, kind="stable")
+    return _Sorted(keys[order], order)
+
+
+def _find(wanted: np.ndarray, table: _Sorted) -> np.ndarray:
+    """For each wanted key, a row that holds it in ``table``, or -1."""
+    if len(table.keys) == 0:
+        return np.full(len(wanted), -1, dtype=np.int64)
+    at = np.minimum(np.searchsorted(table.keys, wanted), len(table.keys) - 1)
+    return np.where(table.keys[at] == wanted, table.rows[at], -1)
 
 
 def _context_vectors(sentence_vectors: np.ndarray, doc_of: np.ndarray, rows: np.ndarray,
@@ -1121,6 +1183,29 @@ def _lookup(rows: np.ndarray, values: np.ndarray, wanted: np.ndarray) -> np.ndar
         return np.zeros(len(wanted), dtype=np.float32)
     at = np.minimum(np.searchsorted(rows, wanted), len(rows) - 1)
     return np.where(rows[at] == wanted, values[at], np.float32(0)).astype(np.float32)
+
+
+def _manifest_text(manifest: dict[str, Any]) -> str:
+    """The manifest as indented JSON, each entry of a list (a document each) on one line.
+
+    ``json`` indents only with its pure-Python encoder, and each entry costs microseconds even with the C one:
+    past :data:`_LINE_PER_ENTRY` entries (a million-sentence index lists 200k documents, 1-2 s) the list is
+    written compactly in one call.
+    """
+    encode = json.JSONEncoder(ensure_ascii=False).encode
+    parts = []
+    for key, value in manifest.items():
+        if isinstance(value, list) and value and len(value) <= _LINE_PER_ENTRY:
+            text = "[\n    " + ",\n    ".join(map(encode, value)) + "\n  ]"
+        elif isinstance(value, list):
+            text = encode(value)
+        else:
+            text = json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n  ")
+        parts.append(f"  {json.dumps(key)}: {text}")
+    return "{\n" + ",\n".join(parts) + "\n}\n"
+
+
+_LINE_PER_ENTRY = 10_000
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
@@ -1194,7 +1279,7 @@ def _check_files(target: Path, manifest: dict[str, Any]) -> None:
         for p in target.rglob("*")
         if p.is_file() and p.name != MANIFEST and not p.name.startswith(".")
     }
-    unlisted = sorted((present | {VECTORS, CONTEXT_VECTORS, META, ROWS, DOCS}) - set(files))
+    unlisted = sorted((present | {VECTORS, CONTEXT_VECTORS, META, ROWS, DOCS, KEYS}) - set(files))
     if unlisted:
         raise IndexCorruptError(
             f"index at {target} has files its manifest does not vouch for ({', '.join(unlisted)}); "

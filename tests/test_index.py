@@ -257,6 +257,22 @@ def test_add_replace_remove_round_trip_equals_a_fresh_build(tmp_path: Path) -> N
     _same_results(gone.index, qa.Index.build([changed_b, birds]))
 
 
+def test_window_key_changes_with_its_title_and_neighbours_only() -> None:
+    from qa.index import window_keys
+
+    docs, titles = np.array([0, 0, 0, 1]), np.array([10, 20])
+    base = window_keys(np.array([1, 2, 3, 4]), docs, titles)
+    assert len(set(base.tolist())) == 4
+    first_changed = window_keys(np.array([9, 2, 3, 4]), docs, titles)
+    assert (first_changed != base).tolist() == [True, True, False, False], "itself and its next neighbour"
+    title_changed = window_keys(np.array([1, 2, 3, 4]), docs, np.array([11, 20]))
+    assert (title_changed != base).tolist() == [True, True, True, False], "its document's sentences only"
+    one_doc = window_keys(np.array([1, 2, 3, 4]), np.zeros(4, dtype=np.int64), np.array([10]))
+    assert one_doc[2] != base[2], "a neighbour in another document does not count"
+    swapped = window_keys(np.array([3, 2, 1]), np.zeros(3, dtype=np.int64), np.array([10]))
+    assert swapped[1] != window_keys(np.array([1, 2, 3]), np.zeros(3, dtype=np.int64), np.array([10]))[1], "order"
+
+
 def test_re_adding_unchanged_documents_costs_no_model_time(tmp_path: Path) -> None:
     index = qa.Index.build(BASE, tmp_path / "idx")
     created = json.loads((tmp_path / "idx" / MANIFEST).read_text())["created"]

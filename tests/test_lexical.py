@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import qa
-from qa.lexical import Lexical, focus_words, query_weights, tokenize
+from qa.lexical import Lexical, focus_words, query_weights, token_ids, tokenize
 
 TEXTS = [
     "The Moon orbits the Earth every 27 days.",
@@ -18,6 +19,21 @@ TEXTS = [
 def test_tokenize_stems_and_drops_stop_words() -> None:
     assert tokenize("The moons are orbiting") == ["moon", "orbit"]
     assert tokenize("") == []
+
+
+def test_token_ids_equal_tokenize_text_by_text_on_awkward_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Oracle: the batched byte tokenizer against :func:`tokenize` of each text, three texts a batch."""
+    import qa.lexical as lexical
+
+    monkeypatch.setattr(lexical, "_TEXTS_AT_ONCE", 3)
+    texts = ["", "The Moon\u2014and MARS\u2019 moons\u2026", "\u039f\u0394\u039f\u03a3 \u03a3 \u03c3\u03b1\u03c2",
+             "na\u00efve caf\u00e9 Stra\u00dfe \u0130stanbul", "nul\x00inside", "x_y 3.14 \u2460\u00bd",
+             "emoji\U0001f600here", "  \t\n ", "recognised colours", "The Moon again"]
+    vocab: dict[str, int] = {}
+    flat, ptr = token_ids(texts, vocab)
+    term = {i: t for t, i in vocab.items()}
+    assert [[term[i] for i in flat[a:b]] for a, b in itertools.pairwise(ptr)] == [tokenize(t) for t in texts]
+    assert list(vocab) == list(dict.fromkeys(t for text in texts for t in tokenize(text))), "ids in order of first use"
 
 
 def test_scores_rank_the_sentence_with_the_rare_word_first() -> None:

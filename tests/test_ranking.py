@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import qa
-from qa.ranking import duplicate_key, fuse, top_unique
+from qa.ranking import duplicate_key, duplicate_keys, fuse, text_key, text_keys, top_unique
 
 
 def test_fuse_is_the_weighted_mean_of_channels() -> None:
@@ -20,6 +20,24 @@ def test_fuse_refuses_all_zero_weights() -> None:
 def test_duplicate_key_ignores_case_and_white_space_only() -> None:
     assert duplicate_key("The  Moon orbits\nthe Earth.") == duplicate_key("the moon orbits the earth.")
     assert duplicate_key("The Moon orbits the Earth.") != duplicate_key("The Moon orbits the Sun.")
+
+
+def test_duplicate_keys_treat_every_unicode_space_and_case_alike() -> None:
+    texts = ["The\u00a0Moon\u2003orbits\t\n", " the moon orbits", "THE MOON ORBITS", "The Moon orbits!",
+             "Stra\u00dfe", "STRASSE", "a\x00b", "a b"]
+    keys = duplicate_keys(texts)
+    assert len(set(keys[:3].tolist())) == 1
+    assert keys[3] != keys[0], "punctuation is not white space"
+    assert keys[4] == keys[5], "case folding, not lower-casing"
+    assert keys[6] != keys[7], "NUL is not white space"
+    assert keys.tolist() == [duplicate_key(t) for t in texts]
+
+
+def test_text_keys_differ_for_any_changed_character() -> None:
+    texts = ["The Moon orbits.", "The moon orbits.", "The Moon orbits. ", "The Moon orbits."]
+    keys = text_keys(texts).tolist()
+    assert len(set(keys[:3])) == 3 and keys[3] == keys[0] == text_key(texts[0])
+    assert all(0 <= k < 2**63 for k in keys)
 
 
 def test_top_unique_keeps_the_best_of_each_duplicate() -> None:
