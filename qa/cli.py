@@ -62,15 +62,22 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_add(args: argparse.Namespace) -> int:
-    from .index import Index
+    from .documents import read_sources
+    from .index import Index, checked_manifest, holds_unchanged
 
     s = _settings(args)
+    manifest = checked_manifest(args.dir, s)  # a missing or unusable index fails before the files are read
+    read = read_sources([Path(p) for p in args.paths], max_bytes=_max_bytes(s), progress=_progress(args))
+    if holds_unchanged(manifest, read.documents):  # nothing would change: the index is not even opened
+        counts = manifest.get("counts", {})
+        print(f"added 0, replaced 0, unchanged {len(read.documents)} (0 texts embedded); "
+              f"{counts.get('documents')} documents, {counts.get('sentences')} sentences")
+        return _report_failures(read.failures)
     index = Index.load(args.dir, settings=s)
-    paths = [Path(p) for p in args.paths]
-    up = index.update(add=paths, progress=_progress(args), max_bytes=_max_bytes(s))
+    up = index.update(add=read.documents, progress=_progress(args))
     print(f"added {len(up.added)}, replaced {len(up.replaced)}, unchanged {len(up.unchanged)} "
           f"({up.embedded} texts embedded); {len(up.index.documents)} documents, {len(up.index)} sentences")
-    return _report_failures(up.failures)
+    return _report_failures([*read.failures, *up.failures])
 
 
 def _cmd_remove(args: argparse.Namespace) -> int:

@@ -128,6 +128,32 @@ def test_index_add_remove_list_round_trip(tmp_path: Path) -> None:
     assert [d["doc_id"] for d in json.loads(run("index", "list", str(out), "--json").stdout)] == ["two"]
 
 
+def test_adding_an_unchanged_folder_opens_no_index_and_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import qa.index
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "one.txt").write_text("The first note is about apples.", encoding="utf-8")
+    out = tmp_path / "idx"
+    assert main(["index", "build", "--out", str(out), str(docs), "--no-progress"]) == 0
+    before = (out / "manifest.json").read_text(encoding="utf-8")
+
+    def no_load(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the index was opened")
+
+    monkeypatch.setattr(qa.index.Index, "load", no_load)
+    assert main(["index", "add", str(out), str(docs), "--no-progress"]) == 0
+    assert "added 0, replaced 0, unchanged 1 (0 texts embedded); 1 documents, 1 sentences" in capsys.readouterr().out
+    assert (out / "manifest.json").read_text(encoding="utf-8") == before
+    (docs / "one.txt").write_text("The first note is about pears.", encoding="utf-8")
+    with pytest.raises(AssertionError, match="the index was opened"):  # a change still goes through the index
+        main(["index", "add", str(out), str(docs), "--no-progress"])
+    assert main(["index", "add", str(tmp_path / "nowhere"), str(docs)]) == 2
+    assert "no index at" in capsys.readouterr().err
+
+
 def test_failed_files_are_listed_and_the_rest_indexed_with_exit_code_2(tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()

@@ -257,6 +257,18 @@ def test_add_replace_remove_round_trip_equals_a_fresh_build(tmp_path: Path) -> N
     _same_results(gone.index, qa.Index.build([changed_b, birds]))
 
 
+def test_a_sentence_repeated_within_a_build_goes_to_the_model_once() -> None:
+    header = "Acme Corp quarterly report."
+    docs = [qa.Document("q1", "Report", f"{header} Sales rose in spring."),
+            qa.Document("q2", "Report", f"{header} Costs fell in autumn.")]
+    index, embedded = qa.Index._from_documents(docs, settings=qa.get_settings(), progress=False)
+    assert len(index) == 4 and embedded == 3 + 1, "three distinct sentences and the one title"
+    first, again = index._dense["dense"].reconstruct_batch(np.array([0, 2], dtype=np.int64))
+    np.testing.assert_array_equal(first, again)
+    hits = index.search("Which company wrote the quarterly report?", k=2)
+    assert hits[0].text == header and hits[1].text != header, "found, and returned once"
+
+
 def test_window_key_changes_with_its_title_and_neighbours_only() -> None:
     from qa.index import window_keys
 
