@@ -582,7 +582,7 @@ class Index:
     def _load_locked(cls, target: Path, s: Settings, *, check_model: bool) -> Index:
         import faiss
 
-        manifest = checked_manifest(target, s, check_model=check_model)
+        manifest = _checked_manifest(target, s, check_model=check_model)
         _check_files(target, manifest)
         try:
             # immutable=1: the files are never modified in place (saves replace the whole directory).
@@ -1241,6 +1241,11 @@ def checked_manifest(path: str | Path, settings: Settings, *, check_model: bool 
         IndexCorruptError: the manifest cannot be read.
     """
     target = Path(path)
+    with _locked(target, exclusive=not target.exists()):  # as Index.load: never a half-swapped save
+        return _checked_manifest(target, settings, check_model=check_model)
+
+
+def _checked_manifest(target: Path, settings: Settings, *, check_model: bool) -> dict[str, Any]:
     _recover_interrupted_swap(target)
     manifest = read_manifest(target)
     problem = manifest_mismatch(manifest, settings, check_model=check_model)
