@@ -276,7 +276,6 @@ def synthetic_index(corp: C.Corpus, path: Path) -> dict[str, Any]:
 
     from qa import index as qindex
     from qa.embedding import get_encoder
-    from qa.ranking import text_keys
 
     params = list(inspect.signature(qindex.Index._assemble).parameters)
     expected = ["docs", "spans_per_doc", "sentences", "vectors", "encoder", "settings", "keys", "lexical"]
@@ -301,9 +300,7 @@ def synthetic_index(corp: C.Corpus, path: Path) -> dict[str, Any]:
     # The given window vectors stand in for qa's context vectors (title + sentence + neighbours), which a
     # build derives from the sentence vectors at no model cost.
     doc_of = np.repeat(np.arange(len(docs)), [len(sp) for sp in spans_per_doc])
-    sentence_keys = text_keys(sentences)
-    title_keys = text_keys([d.title for d in docs])
-    keys = np.column_stack([sentence_keys, qindex.window_keys(sentence_keys, doc_of, title_keys)])
+    keys = qindex.sentence_keys(sentences, doc_of, [d.title for d in docs])
     say(f"assembling synthetic index {path.name}: FAISS, BM25, SQLite for {len(sentences):,} sentences")
     # A build makes the BM25 channels in a thread while the model embeds; with no model here, the thread runs
     # while qa makes the FAISS indexes and tables (what a build does once the model is done), as in a re-add.

@@ -358,9 +358,9 @@ class Index:
                 [spans_per_doc[i] for i in range(len(all_spans), len(all_spans) + len(chunk))]
             s_chunk = _sentence_texts(chunk, spans)
             local_doc = np.repeat(np.arange(len(chunk)), [len(sp) for sp in spans])
-            sk = text_keys(s_chunk)
-            keys_chunk = np.column_stack([sk, window_keys(sk, local_doc, text_keys([d.title for d in chunk]))])
+            keys_chunk = sentence_keys(s_chunk, local_doc, [d.title for d in chunk])
             key_chunks.append(keys_chunk)
+            sk = keys_chunk[:, 0]
             if held is None:
                 missing, window_missing = np.arange(len(sk)), np.ones(len(sk), dtype=bool)
             else:
@@ -397,7 +397,8 @@ class Index:
         lexical = helper.submit(channels, sentences, doc_of, [d.title for d in docs], WINDOW)
         keys = np.concatenate(key_chunks) if key_chunks else np.zeros((0, 2), dtype=np.int64)
         vectors = np.zeros((2 * n, encoder.dimension), dtype=np.float32)
-        filled = cache._fill_from_cache(keys, vectors) if cache is not None else np.zeros(2 * n, dtype=bool)
+        filled = np.zeros(2 * n, dtype=bool) if cache is None or held is None else \
+            cache._fill_from_cache(keys, held, vectors)
         title_vectors: dict[str, np.ndarray] = {}
         embedded = 0
         try:
@@ -426,12 +427,13 @@ class Index:
         """This index's rows sorted by the key of their sentence's text, and by the key of their window."""
         return _sorted(np.asarray(self._keys[:, 0])), _sorted(np.asarray(self._keys[:, 1]))
 
-    def _fill_from_cache(self, keys: np.ndarray, out: np.ndarray) -> np.ndarray:
+    def _fill_from_cache(self, keys: np.ndarray, held: tuple[_Sorted, _Sorted], out: np.ndarray) -> np.ndarray:
         """Copy into ``out`` (sentence vectors, then context vectors) the vectors this index holds for ``keys``
-        (a text key and a window key per sentence); returns which rows of ``out`` it filled."""
+        (a text key and a window key per sentence), found in its :meth:`_key_tables` ``held``; returns which
+        rows of ``out`` it filled."""
         n = len(keys)
         filled = np.zeros(2 * n, dtype=bool)
-        for col, (channel, table) in enumerate(zip(("dense", "dense_context"), self._key_tables(), strict=True)):
+        for col, (channel, table) in enumerate(zip(("dense", "dense_context"), held, strict=True)):
             at = _find(keys[:, col], table)
             hit = np.flatnonzero(at >= 0)
             if len(hit):
@@ -1115,9 +1117,18 @@ def window_texts(docs: Sequence[Document], spans_per_doc: Sequence[Sequence[tupl
     return windows
 
 
-def window_keys(sentence_keys: np.ndarray, doc_of: np.ndarray, title_keys: np.ndarray) -> np.ndarray:
+def sentence_keys(sentences: Sequence[str], doc_of: np.ndarray, titles: Sequence[str]) -> np.ndarray:
+    """Each sentence's two embedding-cache keys: of its text, and of its window (:func:`window_keys`), n x 2.
+
+    ``doc_of[i]`` is the index in ``titles`` of sentence ``i``'s document.
+    """
+    text = text_keys(sentences)
+    return np.column_stack([text, window_keys(text, doc_of, text_keys(titles))])
+
+
+def window_keys(keys: np.ndarray, doc_of: np.ndarray, title_keys: np.ndarray) -> np.ndarray:
     """A key per sentence for what its context vector is made of: its document's title (``title_keys[doc_of]``),
-    itself and its :data:`WINDOW` neighbours each side within its document, mixed from their text keys.
+    itself and its :data:`WINDOW` neighbours each side within its document, mixed from their text ``keys``.
 
     Example:
         >>> import numpy as np
@@ -1127,19 +1138,25 @@ def window_keys(sentence_keys: np.ndarray, doc_of: np.ndarray, title_keys: np.nd
         >>> len(set(k.tolist())), (window_keys(np.array([1, 2, 4]), docs, titles) == k).tolist()
         (3, [True, True, False])
     """
-    n = len(sentence_keys)
+    n = len(keys)
     h = _mix(title_keys[doc_of].astype(np.uint64))
     for offset in range(-WINDOW, WINDOW + 1):
-        j = np.arange(n) + offset
-        ok = (j >= 0) & (j < n)
-        ok[ok] = doc_of[j[ok]] == doc_of[np.flatnonzero(ok)]
+        j, ok = _neighbours(doc_of, np.arange(n), offset)
         part = np.full(n, _NO_NEIGHBOUR, dtype=np.uint64)
-        part[ok] = sentence_keys[j[ok]].astype(np.uint64)
+        part[ok] = keys[j[ok]].astype(np.uint64)
         h = _mix(h * np.uint64(0x100000001B3) + part)  # in order: the same parts in another order differ
     return (h >> np.uint64(1)).astype(np.int64)
 
 
 _NO_NEIGHBOUR = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _neighbours(doc_of: np.ndarray, rows: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows ``offset`` away from ``rows``, and where that row exists within the same document."""
+    j = rows + offset
+    ok = (j >= 0) & (j < len(doc_of))
+    ok[ok] = doc_of[j[ok]] == doc_of[rows[ok]]
+    return j, ok
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -1176,11 +1193,8 @@ def _context_vectors(sentence_vectors: np.ndarray, doc_of: np.ndarray, rows: np.
     0.8125, benchmarks/context_vectors.py), and costs no model time instead of three times the sentences'.
     """
     out = title_vectors.astype(np.float32) * TITLE_WEIGHT
-    n = len(sentence_vectors)
     for offset in range(-WINDOW, WINDOW + 1):
-        j = rows + offset
-        ok = (j >= 0) & (j < n)
-        ok[ok] &= doc_of[j[ok]] == doc_of[rows[ok]]
+        j, ok = _neighbours(doc_of, rows, offset)
         out[ok] += sentence_vectors[j[ok]]
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     return np.ascontiguousarray(out / np.maximum(norms, 1e-12), dtype=np.float32)
