@@ -23,11 +23,13 @@ from .documents import (
     safe_filename,
 )
 from .errors import (
+    ArgumentError,
     ConfigError,
     DocumentError,
     IndexCorruptError,
     IndexMismatchError,
     IndexNotFoundError,
+    IndexWriteError,
     ModelError,
     QAError,
     QuestionError,
@@ -39,6 +41,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Answer",
+    "ArgumentError",
     "ConfigError",
     "Document",
     "DocumentError",
@@ -48,6 +51,7 @@ __all__ = [
     "IndexMismatchError",
     "IndexNotFoundError",
     "IndexUpdate",
+    "IndexWriteError",
     "ModelError",
     "Passage",
     "QAError",

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .checks import check_k, check_settings
 from .config import Settings, get_settings
 from .index import Index, Passage
-from .retrieval import check_k, retrieve
+from .retrieval import retrieve
 
 __all__ = ["NOT_FOUND", "Answer", "answer"]
 
@@ -84,7 +85,7 @@ def answer(
         >>> a.found, "August 2021" in a.text, a.text.endswith("[1]") or "[2]" in a.text
         (True, True, True)
     """
-    s = settings or get_settings()
+    s = check_settings(settings) or get_settings()
     k = check_k(k)
     passages = retrieve(question, k=max(k or s.k, s.answer_sentences), index=index, docs=docs, settings=s)
     return compose(question.strip(), passages, s)

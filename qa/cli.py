@@ -47,8 +47,13 @@ def _report_failures(failures: Sequence[Any]) -> int:
 def _cmd_build(args: argparse.Namespace) -> int:
     from .documents import read_sources
     from .index import Index
+    from .store import check_apart, check_target
 
     s = _settings(args)
+    # Before any file is read: --out must not be (or hold, or sit in) a path being indexed, and must be new,
+    # empty or an index, since a save replaces the whole folder.
+    check_apart(args.out, args.paths)
+    check_target(args.out)
     read = read_sources(
         args.paths, include=args.include, exclude=args.exclude, max_bytes=_max_bytes(s), progress=_progress(args)
     )
@@ -195,7 +200,8 @@ def _parser() -> argparse.ArgumentParser:
     idx = sub.add_parser("index", help="build or inspect an index", parents=[common])
     idx_sub = idx.add_subparsers(dest="index_command", required=True, metavar="ACTION")
     build = idx_sub.add_parser("build", help="build an index from files and folders", parents=[common])
-    build.add_argument("--out", required=True, type=Path, help="index directory to write (replaced atomically)")
+    build.add_argument("--out", required=True, type=Path,
+                       help="index folder to write: a new or empty folder, or an index (replaced atomically)")
     build.add_argument("paths", nargs="+", type=Path, help="files (.txt .md .html .pdf .docx .jsonl) or folders")
     build.add_argument("--include", nargs="+", metavar="GLOB", help="in folders, only files matching these")
     build.add_argument("--exclude", nargs="+", metavar="GLOB", help="in folders, skip files matching these")

@@ -7,11 +7,13 @@ do about it; the CLI prints them as one line (exit code 2) and the UI shows them
 from __future__ import annotations
 
 __all__ = [
+    "ArgumentError",
     "ConfigError",
     "DocumentError",
     "IndexCorruptError",
     "IndexMismatchError",
     "IndexNotFoundError",
+    "IndexWriteError",
     "ModelError",
     "QAError",
     "QuestionError",
@@ -40,6 +42,17 @@ class IndexMismatchError(QAError):
 
 class IndexCorruptError(QAError):
     """A saved index is damaged: a file is missing, truncated or altered."""
+
+
+class IndexWriteError(QAError, OSError):
+    """An index cannot be saved where asked: the folder holds files qa did not write (or is one of the
+    documents being indexed), or the disk refused a write (full, read-only, no permission). Nothing is lost:
+    whatever was there before is left as it was."""
+
+
+class ArgumentError(QAError, TypeError):
+    """A function was called with an argument of the wrong type (an index that is neither a path nor an
+    :class:`~qa.Index`, document ids that are not strings, ...)."""
 
 
 class ModelError(QAError):

@@ -21,7 +21,7 @@ drift from the text it points into. Nothing is pickled.
 
 from __future__ import annotations
 
-import contextlib
+import bisect
 import datetime as _dt
 import functools
 import itertools
@@ -31,26 +31,43 @@ import os
 import shutil
 import sqlite3
 import threading
-import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not on Windows: saves and loads then go unlocked
-    fcntl = None  # type: ignore[assignment]
-
 from . import sentences as _sentences
+from .checks import check_context, check_doc_ids, check_k, check_path, check_questions, check_settings, check_sources
 from .config import Settings, get_settings
 from .documents import Document, SourceFailure, content_hash, load_sources, read_sources
-from .errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError, QAError
+from .errors import IndexCorruptError, IndexMismatchError, QAError, QuestionError
 from .lexical import TOKENIZER, Lexical, channels
 from .ranking import duplicate_keys, fuse, text_keys, top_unique
+from .store import (
+    BM25,
+    BM25_CONTEXT,
+    CONTEXT_VECTORS,
+    DOCS,
+    KEYS,
+    META,
+    ROWS,
+    VECTORS,
+    check_apart,
+    check_target,
+    fix_hint,
+    new_temp_folder,
+    read_manifest,
+    swap_into_place,
+    write_error,
+    writing,
+)
+from .store import MANIFEST as MANIFEST  # re-exported, as the other names here: callers import them from qa.index
+from .store import locked as _locked
+from .store import rebuild_hint as rebuild_hint
+from .store import recover_interrupted_swap as _recover_interrupted_swap
 
 if TYPE_CHECKING:
     import faiss
@@ -63,15 +80,6 @@ log = logging.getLogger(__name__)
 
 #: Bump when the on-disk layout or the meaning of stored vectors changes; older indexes are then rebuilt.
 FORMAT_VERSION = 6
-MANIFEST = "manifest.json"
-VECTORS = "vectors.faiss"
-CONTEXT_VECTORS = "context.faiss"
-BM25 = "bm25"
-BM25_CONTEXT = "bm25_context"
-META = "meta.sqlite"
-ROWS = "rows.npy"
-DOCS = "docs.npy"
-KEYS = "keys.npy"
 #: Neighbouring sentences on each side that make up a sentence's window for the context channels.
 WINDOW = 1
 #: Weight of the document title's vector in a sentence's context vector (the sentence and each neighbour
@@ -172,10 +180,6 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def rebuild_hint(path: Path | str) -> str:
-    return f"rebuild it with: qa index build --out {path} PATH..."
-
-
 class Index:
     """A searchable set of documents: FAISS vectors over their sentences, with exact offsets.
 
@@ -226,7 +230,7 @@ class Index:
         sizes = {len(self._spans), len(self._keys), dense.ntotal, dense_context.ntotal, bm25.size, bm25_context.size}
         if len(sizes) != 1:
             raise IndexCorruptError(
-                f"index at {path} has channels of different sizes {sorted(sizes)}; " + rebuild_hint(path or "DIR")
+                f"index at {path} has channels of different sizes {sorted(sizes)}; " + fix_hint(path)
             )
 
     # ------------------------------------------------------------------ properties
@@ -287,14 +291,25 @@ class Index:
 
         Args:
             sources: files (.txt, .md, .jsonl), folders, or :class:`~qa.Document` objects.
-            path: directory to save to; an existing index there is replaced only once the new one is complete.
+            path: directory to save to: a new or empty folder, or an existing index, which is replaced only once
+                the new one is complete. Anything else there is refused before any work is done.
             settings: model and batch settings (default: from the environment).
             progress: show a progress bar (``None``: only on a terminal for long runs).
             spans: sentence spans to use instead of the segmenter, by document id (to evaluate under a fixed
                 segmentation such as ReQA's); such an index records segmenter ``given`` and is for in-memory
                 use: loading it back is refused.
+
+        Raises:
+            IndexWriteError: ``path`` is a file or a folder holding anything but a qa index, is one of the
+                ``sources`` (or inside or around one), or the disk refused the write; nothing was lost.
+            ArgumentError: an argument has the wrong type.
         """
-        s = settings or get_settings()
+        s = check_settings(settings) or get_settings()
+        sources = check_sources(sources)
+        if path is not None:
+            target = check_path(path)
+            check_apart(target, sources)
+            check_target(target)  # before the model runs: a refused folder costs nothing
         docs = load_sources(sources)
         spans_per_doc = None if spans is None else [[(int(a), int(b)) for a, b in spans[d.doc_id]] for d in docs]
         index, _ = cls._from_documents(docs, settings=s, progress=progress, spans_per_doc=spans_per_doc)
@@ -523,45 +538,75 @@ class Index:
         """Write the index to ``path`` atomically: a complete new index, or the old one untouched.
 
         Files go to a temporary sibling directory first, are flushed to disk, and only then is the directory
-        renamed into place; an interrupted save leaves at most a stray ``.NAME.tmp-*`` folder behind.
-        """
-        import faiss
+        renamed into place. ``path`` must be missing, an empty folder or a qa index: a save never replaces
+        anything qa did not write. The temporary folders of saves that were killed are removed by the next save
+        once no other save of ``path`` is running.
 
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir(mode=0o700)
+        Raises:
+            IndexWriteError: ``path`` holds something other than a qa index, or the disk refused a write (full,
+                read-only, no permission): the message says which and what to do. The old index is unchanged.
+        """
+        target = check_path(path)
+        check_target(target)
         try:
-            faiss.write_index(self._dense["dense"], str(tmp / VECTORS))
-            faiss.write_index(self._dense["dense_context"], str(tmp / CONTEXT_VECTORS))
-            self._lexical["bm25"].save(tmp / BM25)
-            self._lexical["bm25_context"].save(tmp / BM25_CONTEXT)
-            with self._db_lock:
-                disk = sqlite3.connect(tmp / META)
-                self._db.backup(disk)
-                disk.close()
-            np.save(tmp / ROWS, np.ascontiguousarray(self._rows, dtype=np.int64), allow_pickle=False)
-            np.save(tmp / DOCS, np.ascontiguousarray(self._doc_rows, dtype=np.int64), allow_pickle=False)
-            np.save(tmp / KEYS, np.ascontiguousarray(self._keys, dtype=np.int64), allow_pickle=False)
-            manifest = dict(self.manifest)
-            files = sorted(p for p in tmp.rglob("*") if p.is_file())
-            manifest["files"] = {
-                f.relative_to(tmp).as_posix(): {"sha256": _sha256_file(f), "bytes": f.stat().st_size} for f in files
-            }
-            (tmp / MANIFEST).write_text(_manifest_text(manifest), encoding="utf-8")
-            for f in [*files, tmp / MANIFEST]:
-                os.chmod(f, 0o600)
-                _fsync(f)
-            for folder in (tmp / BM25, tmp / BM25_CONTEXT):
-                os.chmod(folder, 0o700)
-            with _locked(target, exclusive=True):
-                _swap_into_place(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise write_error(target, exc, existed=False) from exc
+        with writing(target):
+            check_target(target)  # again: an interrupted swap may have been put back meanwhile
+            existed = target.is_dir() and any(target.iterdir())  # an index (check_target): "unchanged" in errors
+            try:
+                tmp = new_temp_folder(target)
+            except OSError as exc:
+                raise write_error(target, exc, existed=existed) from exc
+            try:
+                manifest = self._write_files(tmp)
+                with _locked(target, exclusive=True):
+                    check_target(target)  # nothing may have been put there since the first check
+                    old = swap_into_place(tmp, target)
+            except BaseException as exc:
+                shutil.rmtree(tmp, ignore_errors=True)
+                if isinstance(exc, (OSError, sqlite3.Error)) and not isinstance(exc, QAError):
+                    raise write_error(target, exc, existed=existed) from exc
+                raise
+            if old is not None:  # outside the swap lock: loads need not wait for the old files to go
+                shutil.rmtree(old, ignore_errors=True)
         self.manifest = manifest
         self.path = target
         log.info("saved index to %s", target)
+
+    def _write_files(self, tmp: Path) -> dict[str, Any]:
+        """Write every file of the index into the folder ``tmp`` and flush them; returns the manifest written."""
+        import faiss
+
+        for channel, name in (("dense", VECTORS), ("dense_context", CONTEXT_VECTORS)):
+            try:
+                faiss.write_index(self._dense[channel], str(tmp / name))
+            except RuntimeError as exc:  # FAISS reports a failed write (disk full, ...) as a RuntimeError
+                raise OSError(f"FAISS could not write {tmp / name}: {exc}") from exc
+        self._lexical["bm25"].save(tmp / BM25)
+        self._lexical["bm25_context"].save(tmp / BM25_CONTEXT)
+        with self._db_lock:
+            disk = sqlite3.connect(tmp / META)
+            try:
+                self._db.backup(disk)
+            finally:
+                disk.close()
+        np.save(tmp / ROWS, np.ascontiguousarray(self._rows, dtype=np.int64), allow_pickle=False)
+        np.save(tmp / DOCS, np.ascontiguousarray(self._doc_rows, dtype=np.int64), allow_pickle=False)
+        np.save(tmp / KEYS, np.ascontiguousarray(self._keys, dtype=np.int64), allow_pickle=False)
+        manifest = dict(self.manifest)
+        files = sorted(p for p in tmp.rglob("*") if p.is_file())
+        manifest["files"] = {
+            f.relative_to(tmp).as_posix(): {"sha256": _sha256_file(f), "bytes": f.stat().st_size} for f in files
+        }
+        (tmp / MANIFEST).write_text(_manifest_text(manifest), encoding="utf-8")
+        for f in [*files, tmp / MANIFEST]:
+            os.chmod(f, 0o600)
+            _fsync(f)
+        for folder in (tmp / BM25, tmp / BM25_CONTEXT):
+            os.chmod(folder, 0o700)
+        return manifest
 
     @classmethod
     def load(cls, path: str | Path, *, settings: Settings | None = None, check_model: bool = True) -> Index:
@@ -572,8 +617,8 @@ class Index:
             IndexMismatchError: it was built with another model, format version or segmenter.
             IndexCorruptError: a file is missing, truncated or altered.
         """
-        s = settings or get_settings()
-        target = Path(path)
+        s = check_settings(settings) or get_settings()
+        target = check_path(path)
         # The lock file is shared with other processes' loads and exclusive of a save's swap, so the files checked
         # and opened are all one save's. In this process, one load at a time: numpy parses .npy headers with ast,
         # which CPython 3.11 does not do safely in parallel threads (spurious SystemError, gh-106905).
@@ -604,7 +649,7 @@ class Index:
                 keys=np.load(target / KEYS, mmap_mode="r", allow_pickle=False),
             )
         except (RuntimeError, OSError, ValueError, KeyError, sqlite3.Error) as exc:
-            raise IndexCorruptError(f"index at {target} cannot be read ({exc}); {rebuild_hint(target)}") from exc
+            raise IndexCorruptError(f"index at {target} cannot be read ({exc}); {fix_hint(target)}") from exc
 
     # ------------------------------------------------------------------ searching
 
@@ -619,7 +664,13 @@ class Index:
         """The ``k`` sentences closest to ``question``, best first (see :func:`qa.retrieve`).
 
         ``context`` is the number of neighbouring sentences on each side put into ``Passage.context``.
+
+        Raises:
+            QuestionError: ``question`` is not a string.
+            ArgumentError: ``k``, ``docs`` or ``context`` has the wrong type.
         """
+        if not isinstance(question, str):
+            raise QuestionError(f"the question must be text, not {type(question).__name__}")
         return self.search_many([question], k=k, docs=docs, context=context)[0]
 
     def search_many(
@@ -630,13 +681,22 @@ class Index:
         docs: Sequence[str] | None = None,
         context: int | None = None,
     ) -> list[list[Passage]]:
-        """:meth:`search` for several questions at once (one batched forward pass)."""
+        """:meth:`search` for several questions at once (one batched forward pass).
+
+        ``k`` may exceed the number of sentences: it is clipped to it first, so a huge ``k`` costs what
+        ``k=len(index)`` does.
+        """
         from .embedding import get_encoder
 
-        k = self.settings.k if k is None else k
-        if k < 1:
-            raise QAError(f"k={k} must be at least 1")
-        allowed = None if docs is None else self.rows_of(docs)
+        questions = check_questions(questions)
+        checked = check_k(k)
+        k = self.settings.k if checked is None else checked
+        context = check_context(context)
+        doc_ids = check_doc_ids(docs)
+        k = min(k, max(len(self), 1))
+        allowed = None if doc_ids is None else self.rows_of(doc_ids)
+        if allowed is not None:
+            k = min(k, max(len(allowed), 1))
         encoder = get_encoder(self.settings)
         lexical = None
         proposed = None
@@ -655,7 +715,7 @@ class Index:
         results = []
         for question, query in zip(questions, queries, strict=True):
             rows, scores = self.rank(question, query, k=k, allowed=allowed, lexical=lexical, proposed=proposed)
-            results.append([self.passage(int(r), float(v), context=context) for r, v in zip(rows, scores, strict=True)])
+            results.append(self.passages(rows, scores, context=context))
         return results
 
     def _lexical_scores(
@@ -775,10 +835,8 @@ class Index:
 
     def rows_of(self, docs: Sequence[str]) -> np.ndarray:
         """Sentence rows of the given document ids (raises on an unknown id)."""
-        if isinstance(docs, str):
-            docs = [docs]
         parts = []
-        for doc_id in docs:
+        for doc_id in check_doc_ids(docs) or []:
             i = self._doc_number(doc_id)
             if i is None:
                 with self._db_lock:
@@ -791,30 +849,70 @@ class Index:
 
     def passage(self, row: int, score: float, *, context: int | None = None) -> Passage:
         """The sentence at ``row`` as a :class:`Passage` with ``context`` neighbours each side."""
-        d = int(np.searchsorted(self._first_rows, row, side="right")) - 1
-        info = self._doc(d)
-        first, last = int(self._first_rows[d]), int(self._first_rows[d]) + info.sentences - 1
-        start, end = (int(x) for x in self._spans[row])
+        return self.passages([row], [score], context=context)[0]
+
+    def passages(
+        self, rows: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray, *, context: int | None = None
+    ) -> list[Passage]:
+        """:meth:`passage` of each of ``rows`` (with its score), made together.
+
+        The offsets of all of them are looked up at once: one element at a time, a memory-mapped array costs
+        microseconds a lookup, which at a large ``k`` (every sentence) took most of a search. The pages and
+        headings of a document with several of the rows are read once.
+
+        Example:
+            >>> import qa
+            >>> idx = qa.Index.build([qa.Document("a", "A", "Cats purr. Dogs bark.")])
+            >>> [p.text for p in idx.passages([1, 0], [0.5, 0.25], context=0)]
+            ['Dogs bark.', 'Cats purr.']
+        """
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if len(rows) == 0:
+            return []
         c = self.settings.context if context is None else context
-        context_start = int(self._spans[max(first, row - c), 0])
-        context_end = int(self._spans[min(last, row + c), 1])
-        window = self._text_slice(d, context_start, context_end)
-        page, heading = self._place(d, start)
-        a, b = start - context_start, end - context_start
-        return Passage(
-            text=window[a:b],
-            score=score,
-            doc_id=info.doc_id,
-            title=info.title,
-            sentence=row - first,
-            start=start,
-            end=end,
-            context=window,
-            context_start=context_start,
-            context_end=context_end,
-            page=page,
-            heading=heading,
-        )
+        docs = np.searchsorted(self._first_rows, rows, side="right") - 1
+        first = np.asarray(self._first_rows[docs], dtype=np.int64)
+        last = first + np.asarray(self._doc_rows[docs, 1], dtype=np.int64) - 1
+        spans = np.asarray(self._spans[rows], dtype=np.int64)
+        context_starts = np.asarray(self._spans[np.maximum(first, rows - c), 0], dtype=np.int64)
+        context_ends = np.asarray(self._spans[np.minimum(last, rows + c), 1], dtype=np.int64)
+        shared, counts = np.unique(docs, return_counts=True)
+        places = {int(d): self._places(int(d)) for d in shared[counts >= 3].tolist()}
+        out = []
+        for row, d, (start, end), context_start, context_end, head, score in zip(
+            rows.tolist(), docs.tolist(), spans.tolist(), context_starts.tolist(), context_ends.tolist(),
+            first.tolist(), np.asarray(scores, dtype=np.float64).reshape(-1).tolist(), strict=True,
+        ):
+            info = self._doc(d)
+            window = self._text_slice(d, context_start, context_end)
+            page, heading = _place_in(places[d], start) if d in places else self._place(d, start)
+            a, b = start - context_start, end - context_start
+            out.append(Passage(
+                text=window[a:b],
+                score=score,
+                doc_id=info.doc_id,
+                title=info.title,
+                sentence=row - head,
+                start=start,
+                end=end,
+                context=window,
+                context_start=context_start,
+                context_end=context_end,
+                page=page,
+                heading=heading,
+            ))
+        return out
+
+    def _places(self, doc: int) -> tuple[list[int], list[int], list[int], list[str]]:
+        """Every page (start, number) and heading (start, text) of document ``doc``, in the order that
+        :func:`_place_in` expects: by start, and among equal starts as :meth:`_place` ranks them (last wins)."""
+        with self._db_lock:
+            pages = self._db.execute(
+                "SELECT start, number FROM pages WHERE doc_idx = ? ORDER BY start, rowid", (doc,)).fetchall()
+            heads = self._db.execute(
+                "SELECT start, text FROM headings WHERE doc_idx = ? ORDER BY start, rowid", (doc,)).fetchall()
+        return ([int(a) for a, _ in pages], [int(n) for _, n in pages],
+                [int(a) for a, _ in heads], [str(t) for _, t in heads])
 
     def _place(self, doc: int, offset: int) -> tuple[int | None, str | None]:
         """Page number and heading at ``offset`` of document ``doc``."""
@@ -867,7 +965,8 @@ class Index:
             >>> up.added, [d.doc_id for d in up.index.documents]
             (['b'], ['a', 'b'])
         """
-        read = read_sources(add, max_bytes=max_bytes, progress=progress)
+        remove = check_doc_ids(remove, "remove") or []
+        read = read_sources(check_sources(add), max_bytes=max_bytes, progress=progress)
         failures = list(read.failures)
         incoming = {d.doc_id: d for d in read.documents}
         removing = set()
@@ -923,11 +1022,19 @@ class Index:
 # ---------------------------------------------------------------------- helpers
 
 
+def _place_in(places: tuple[list[int], list[int], list[int], list[str]], offset: int) -> tuple[int | None, str | None]:
+    """The page number and heading at ``offset``, from a document's :meth:`Index._places`."""
+    page_starts, numbers, heading_starts, headings = places
+    p = bisect.bisect_right(page_starts, offset) - 1
+    h = bisect.bisect_right(heading_starts, offset) - 1
+    return (numbers[p] if p >= 0 else None), (headings[h] if h >= 0 else None)
+
+
 def _checked(table: np.ndarray, width: int, what: str, path: Path | None) -> np.ndarray:
     """``table`` if it has ``width`` columns; else the index is corrupt."""
     if table.ndim != 2 or table.shape[1] != width:
         raise IndexCorruptError(f"index at {path} has {what} rows of shape {table.shape}; "
-                                + rebuild_hint(path or "DIR"))
+                                + fix_hint(path))
     return table
 
 
@@ -1231,21 +1338,6 @@ def _manifest_text(manifest: dict[str, Any]) -> str:
 _LINE_PER_ENTRY = 10_000
 
 
-def read_manifest(path: Path) -> dict[str, Any]:
-    file = path / MANIFEST
-    if not path.exists():
-        raise IndexNotFoundError(f"no index at {path}; build one with: qa index build --out {path} PATH...")
-    if not file.is_file():
-        raise IndexCorruptError(f"{path} has no {MANIFEST}: not a qa index, or a damaged one; {rebuild_hint(path)}")
-    try:
-        manifest = json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise IndexCorruptError(f"{file} is not valid JSON ({exc}); {rebuild_hint(path)}") from None
-    if not isinstance(manifest, dict):
-        raise IndexCorruptError(f"{file} is not a manifest object; {rebuild_hint(path)}")
-    return manifest
-
-
 def checked_manifest(path: str | Path, settings: Settings, *, check_model: bool = True) -> dict[str, Any]:
     """The manifest of the index saved at ``path``, if these settings can use that index.
 
@@ -1254,7 +1346,7 @@ def checked_manifest(path: str | Path, settings: Settings, *, check_model: bool 
         IndexMismatchError: it was built with another model, format version or segmenter.
         IndexCorruptError: the manifest cannot be read.
     """
-    target = Path(path)
+    target = check_path(path)
     with _locked(target, exclusive=not target.exists()):  # as Index.load: never a half-swapped save
         return _checked_manifest(target, settings, check_model=check_model)
 
@@ -1264,7 +1356,7 @@ def _checked_manifest(target: Path, settings: Settings, *, check_model: bool) ->
     manifest = read_manifest(target)
     problem = manifest_mismatch(manifest, settings, check_model=check_model)
     if problem:
-        raise IndexMismatchError(f"index at {target} {problem}; {rebuild_hint(target)}")
+        raise IndexMismatchError(f"index at {target} {problem}; {fix_hint(target)}")
     return manifest
 
 
@@ -1300,7 +1392,7 @@ def manifest_mismatch(manifest: dict[str, Any], settings: Settings, *, check_mod
         )
     built_hash, current_hash = model.get("weights_sha256"), spec.weights_sha256
     if built_hash and current_hash and built_hash != current_hash:
-        return f"was built with other weights of {spec.name} ({built_hash[:12]}…, now {current_hash[:12]}…)"
+        return f"was built with other weights of {spec.name} ({str(built_hash)[:12]}…, now {current_hash[:12]}…)"
     # torch and onnx compute the same float32 vectors, so either may query the other's index; int8 ones differ.
     built, wanted = model.get("precision", "float32"), vector_precision(settings.backend)
     if built != wanted:
@@ -1326,7 +1418,11 @@ def _check_files(target: Path, manifest: dict[str, Any]) -> None:
         isinstance(e, dict) and isinstance(e.get("sha256"), str) and isinstance(e.get("bytes"), int)
         for e in files.values()
     ):
-        raise IndexCorruptError(f"{target / MANIFEST} has no valid list of file checksums; {rebuild_hint(target)}")
+        raise IndexCorruptError(f"{target / MANIFEST} has no valid list of file checksums; {fix_hint(target)}")
+    outside = [n for n in files if PurePosixPath(n).is_absolute() or ".." in PurePosixPath(n).parts]
+    if outside:  # an edited manifest must not make a load read (hash) files outside the index
+        raise IndexCorruptError(f"{target / MANIFEST} lists files outside the index ({outside[0]!r}); "
+                                + fix_hint(target))
     present = {
         p.relative_to(target).as_posix()
         for p in target.rglob("*")
@@ -1336,15 +1432,15 @@ def _check_files(target: Path, manifest: dict[str, Any]) -> None:
     if unlisted:
         raise IndexCorruptError(
             f"index at {target} has files its manifest does not vouch for ({', '.join(unlisted)}); "
-            + rebuild_hint(target)
+            + fix_hint(target)
         )
     for name, expected in files.items():
         file = target / name
         if not file.is_file():
-            raise IndexCorruptError(f"index at {target} is missing {name}; {rebuild_hint(target)}")
+            raise IndexCorruptError(f"index at {target} is missing {name}; {fix_hint(target)}")
         if file.stat().st_size != expected["bytes"]:
             raise IndexCorruptError(f"index file {file} does not match its checksum (its size differs: truncated "
-                                    f"or altered); {rebuild_hint(target)}")
+                                    f"or altered); {fix_hint(target)}")
     # hashlib releases the GIL on large reads: the files are checked side by side (a 1M index holds ~1.3 GB).
     names = sorted(files, key=lambda n: -files[n]["bytes"])
     digests = dict(zip(names, _workers().map(lambda n: _sha256_file(target / n), names), strict=True))
@@ -1352,65 +1448,5 @@ def _check_files(target: Path, manifest: dict[str, Any]) -> None:
         if digests[name] != files[name]["sha256"]:
             raise IndexCorruptError(
                 f"index file {target / name} does not match its checksum (truncated or altered); "
-                + rebuild_hint(target)
+                + fix_hint(target)
             )
-
-
-@contextlib.contextmanager
-def _locked(target: Path, *, exclusive: bool) -> Iterator[None]:
-    """Hold the lock file ``.NAME.lock`` beside the index ``target``: exclusive to swap a save in, shared to load.
-
-    A load then never sees a half-swapped index (no directory, or files of two different saves), and a load's
-    recovery of an interrupted save cannot race a live save. The lock is released when its holder exits, even
-    on SIGKILL. Where file locks are unavailable (Windows, a read-only folder) this does nothing.
-    """
-    if fcntl is None:
-        yield
-        return
-    try:
-        fd = os.open(target.parent / f".{target.name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError:  # a folder we cannot write to: nobody saves into it through us either
-        yield
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
-
-
-def _swap_into_place(new: Path, target: Path) -> None:
-    """Rename ``new`` to ``target``, moving an existing ``target`` aside first and deleting it after.
-
-    A crash between the two renames leaves ``target`` missing and the old index in ``.NAME.old-*``;
-    :func:`_recover_interrupted_swap` puts it back on the next load.
-    """
-    old = None
-    if target.exists():
-        old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-        os.rename(target, old)
-    os.rename(new, target)
-    _fsync_dir(target.parent)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _recover_interrupted_swap(target: Path) -> None:
-    if target.exists():
-        return
-    for old in sorted(target.parent.glob(f".{target.name}.old-*")):
-        if (old / MANIFEST).is_file():
-            log.warning("restoring %s from an interrupted save (%s)", target, old.name)
-            os.rename(old, target)
-            return
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - directories cannot be opened on some platforms
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

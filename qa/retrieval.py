@@ -7,16 +7,19 @@ It is built on first use and rebuilt by itself when the article, the model or th
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from .checks import check_doc_ids, check_k, check_path, check_settings
 from .config import Settings, get_settings
 from .documents import default_document
-from .errors import IndexNotFoundError, QAError, QuestionError
-from .index import MANIFEST, Index, Passage, manifest_mismatch, read_manifest
+from .errors import ArgumentError, IndexNotFoundError, QAError, QuestionError
+from .index import Index, Passage, manifest_mismatch
+from .store import MANIFEST, read_manifest
 
-__all__ = ["check_question", "default_index_path", "open_index", "retrieve"]
+__all__ = ["check_k", "check_question", "default_index_path", "open_index", "retrieve"]
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +31,7 @@ _open_lock = threading.Lock()
 
 def default_index_path(settings: Settings | None = None) -> Path:
     """Where the bundled article's index lives: ``<index root>/default``."""
-    return (settings or get_settings()).index_root / "default"
+    return (check_settings(settings) or get_settings()).index_root / "default"
 
 
 def _manifest_stamp(path: Path) -> str:
@@ -62,15 +65,27 @@ def open_index(index: str | Path | Index | None = None, *, settings: Settings | 
 
     ``None`` means the ``index`` setting, or failing that the bundled article's index (built or refreshed
     as needed). A path is loaded (and reloaded when a newer save replaced it).
+
+    Raises:
+        ArgumentError: ``index`` is neither a path nor an :class:`Index`, or ``settings`` not a Settings.
+
+    Example:
+        >>> import qa
+        >>> len(qa.open_index()) > 0
+        True
     """
+    s = check_settings(settings) or get_settings()
     if isinstance(index, Index):
         return index
-    s = settings or get_settings()
     if index is None and s.index is not None:
         index = s.index
     if index is None:
         return _default_index(s)
-    path = Path(index)
+    if not isinstance(index, (str, os.PathLike)):
+        raise ArgumentError(
+            f"index must be an index folder (str or pathlib.Path) or a qa.Index, not {type(index).__name__}"
+        )
+    path = check_path(index, "index")
     key = (str(path.resolve()), s.model, s.backend)
     stamp = _manifest_stamp(path)
     with _open_lock:
@@ -104,7 +119,7 @@ def _stale_reason(path: Path, s: Settings, article_sha: str) -> str | None:
     problem = manifest_mismatch(manifest, s)
     if problem:
         return problem
-    docs = manifest.get("documents", [])
+    docs = manifest.get("documents", [])  # read_manifest checked: a list of objects
     if [d.get("sha256") for d in docs] != [article_sha]:
         return "the article changed"
     return None
@@ -133,24 +148,6 @@ def check_question(question: object, settings: Settings) -> str:
     return text
 
 
-def check_k(k: object) -> int | None:
-    """``k`` as a whole number of passages (``None`` stays ``None``), or a :class:`QAError` saying what is wrong.
-
-    A float with no fractional part (as JSON clients send numbers) is accepted.
-
-    Example:
-        >>> check_k(3.0)
-        3
-    """
-    if k is None:
-        return None
-    if isinstance(k, float) and k.is_integer():
-        k = int(k)
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise QAError(f"k={k!r} is not a number of passages; give a whole number, 1 or more")
-    return k
-
-
 def retrieve(
     question: str,
     *,
@@ -171,6 +168,7 @@ def retrieve(
     Raises:
         QuestionError: the question is empty or too long.
         QAError: ``k`` is not a whole number of at least 1.
+        ArgumentError: ``index``, ``docs``, ``k`` or ``settings`` has the wrong type (says what is expected).
         IndexMismatchError: the index was built with another model; the message says how to rebuild.
 
     Example:
@@ -179,11 +177,10 @@ def retrieve(
         >>> "Gentry Beach" in best.text
         True
     """
-    s = settings or get_settings()
+    s = check_settings(settings) or get_settings()
     text = check_question(question, s)
     k = check_k(k)
+    doc_ids = check_doc_ids(docs)
     idx = open_index(index, settings=s)
-    if isinstance(docs, str):
-        docs = [docs]
     # The index embeds the question with the model it was built with (checked against settings on load).
-    return idx.search(text, k=k if k is not None else s.k, docs=docs, context=s.context)
+    return idx.search(text, k=k if k is not None else s.k, docs=doc_ids, context=s.context)
