@@ -5,7 +5,7 @@ unique, the document exists and belongs to the record's article, ``text[answer_s
 the answer within one sentence), then reports word overlap: for each answerable question, the share of its
 content words (lower-cased, stop words removed, crude suffix stemming) that occur in its answer sentence,
 against the same statistic for the original SQuAD questions of the same documents. It also flags questions that
-contain their answer, or that copy a run of 3+ consecutive content words of the answer sentence (a near-verbatim
+contain their answer or any of its content words, or that copy a run of 3+ consecutive content words of the answer sentence (a near-verbatim
 phrase). Stdlib only; prints a table, writes ``benchmarks/results/reworded_overlap.json`` and exits 1 on any
 error or flag.
 
@@ -193,6 +193,9 @@ def main() -> int:
         sent = doc["text"][lo:hi]
         if any(contains_answer(r["question"], a) for a in r["answers"]):
             flags.append(f"{r['id']}: question contains the answer: {r['question']!r}")
+        shared = {w for a in r["answers"] for w in content(a)} & set(content(r["question"]))
+        if shared:
+            flags.append(f"{r['id']}: question shares answer words {sorted(shared)}: {r['question']!r}")
         runs = copied_runs(r["question"], sent)
         if runs:
             flags.append(f"{r['id']}: copies {runs[0]!r} from its sentence: {r['question']!r}")
