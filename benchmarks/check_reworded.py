@@ -64,10 +64,31 @@ def content(text: str) -> list[str]:
     return [stem(t) for t in tokens(text) if t not in STOP]
 
 
+# A period after these does not end a sentence: initials ("John G. Trump", "J.W. Wild") and common abbreviations.
+ABBREVIATIONS = frozenset("st mr mrs dr jr sr vs c ca e.g i.e no mt approx".split())
+
+
+def is_boundary(text: str, dot: int) -> bool:
+    """Whether the . ! ? at ``dot`` (followed by whitespace) ends a sentence."""
+    if text[dot] != ".":
+        return True
+    word = re.search(r"(\S*)$", text[:dot])
+    last = word.group(1).lstrip("(\"'") if word else ""
+    return not (re.fullmatch(r"(?:[A-Z]\.)*[A-Z]", last) or last.lower() in ABBREVIATIONS)
+
+
 def sentence_span(text: str, pos: int) -> tuple[int, int]:
-    """Start and end of the sentence holding ``pos``, splitting at . ! ? followed by whitespace."""
+    """Start and end of the sentence holding ``pos``: split at . ! ? followed by whitespace, except after initials.
+
+    >>> text = "Tea came first. Then John G. Trump spoke."
+    >>> lo, hi = sentence_span(text, text.index("Trump"))
+    >>> text[lo:hi]
+    'Then John G. Trump spoke.'
+    """
     start = 0
     for m in re.finditer(r"[.!?]\s+", text):
+        if not is_boundary(text, m.start()):
+            continue
         if m.end() <= pos:
             start = m.end()
         elif m.start() >= pos:
