@@ -5,9 +5,9 @@ unique, the document exists and belongs to the record's article, ``text[answer_s
 the answer within one sentence), then reports word overlap: for each answerable question, the share of its
 content words (lower-cased, stop words removed, crude suffix stemming) that occur in its answer sentence,
 against the same statistic for the original SQuAD questions of the same documents. It also flags questions that
-contain their answer or any of its content words, or that copy a run of 3+ consecutive content words of the answer sentence (a near-verbatim
-phrase). Stdlib only; prints a table, writes ``benchmarks/results/reworded_overlap.json`` and exits 1 on any
-error or flag.
+contain their answer or any of its content words, or that copy a run of 3+ consecutive content words of the
+answer sentence (a near-verbatim phrase). Stdlib only; prints a table, writes
+``benchmarks/results/reworded_overlap.json`` and exits 1 on any error or flag.
 
     python benchmarks/check_reworded.py
 """
@@ -34,15 +34,19 @@ ARTICLES = range(24)
 MAX_ANSWER_WORDS = 12
 
 # A small stop list: function words, question words and auxiliaries, so only words that carry content count.
-STOP = frozenset("""
-a about above after again against all also am an and any are as at be because been before being below between
-both but by can could did do does doing down during each else ever few for from further had has have having he
-her here hers herself him himself his how i if in into is it its itself just let me more most much my myself no
-nor not now of off on once one only or other ought our ours ourselves out over own same shall she should so some
-such than that the their theirs them themselves then there these they this those through to too under until up
-upon us very was we were what when where which while who whom whose why will with would you your yours yourself
-yourselves get got s t don didn doesn isn wasn weren aren many kind sort thing things way
-""".split())
+STOP = frozenset({
+    "a", "about", "above", "after", "again", "against", "all", "also", "am", "an", "and", "any", "are", "as", "at",
+    "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do",
+    "does", "doing", "down", "during", "each", "else", "ever", "few", "for", "from", "further", "had", "has", "have",
+    "having", "he", "her", "here", "hers", "herself", "him", "himself", "his", "how", "i", "if", "in", "into", "is",
+    "it", "its", "itself", "just", "let", "me", "more", "most", "much", "my", "myself", "no", "nor", "not", "now",
+    "of", "off", "on", "once", "one", "only", "or", "other", "ought", "our", "ours", "ourselves", "out", "over",
+    "own", "same", "shall", "she", "should", "so", "some", "such", "than", "that", "the", "their", "theirs", "them",
+    "themselves", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up",
+    "upon", "us", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "whose",
+    "why", "will", "with", "would", "you", "your", "yours", "yourself", "yourselves", "get", "got", "s", "t", "don",
+    "didn", "doesn", "isn", "wasn", "weren", "aren", "many", "kind", "sort", "thing", "things", "way",
+})
 
 SUFFIXES = ("ations", "ation", "ments", "ment", "ings", "ing", "ness", "ies", "ied", "ed", "es", "ly", "er", "s")
 
@@ -65,7 +69,10 @@ def content(text: str) -> list[str]:
 
 
 # A period after these does not end a sentence: initials ("John G. Trump", "J.W. Wild") and common abbreviations.
-ABBREVIATIONS = frozenset("st mr mrs dr jr sr vs c ca e.g i.e no mt approx".split())
+ABBREVIATIONS = frozenset({"st", "mr", "mrs", "dr", "jr", "sr", "vs", "c", "ca", "e.g", "i.e", "no", "mt", "approx",
+                           "al"})
+# A sentence ends at . ! ? plus any closing quotes or brackets and a page citation (".:292 "), then whitespace.
+SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*(?::[0-9–-]+)?\s+")
 
 
 def is_boundary(text: str, dot: int) -> bool:
@@ -78,21 +85,23 @@ def is_boundary(text: str, dot: int) -> bool:
 
 
 def sentence_span(text: str, pos: int) -> tuple[int, int]:
-    """Start and end of the sentence holding ``pos``: split at . ! ? followed by whitespace, except after initials.
+    """Start and end of the sentence holding ``pos``: split at . ! ? before whitespace, except after initials.
 
-    >>> text = "Tea came first. Then John G. Trump spoke."
+    >>> text = 'Tea came "first." Then John G. Trump spoke.'
     >>> lo, hi = sentence_span(text, text.index("Trump"))
     >>> text[lo:hi]
     'Then John G. Trump spoke.'
+    >>> text[slice(*sentence_span(text, 0))]
+    'Tea came "first."'
     """
     start = 0
-    for m in re.finditer(r"[.!?]\s+", text):
+    for m in SENTENCE_END.finditer(text):
         if not is_boundary(text, m.start()):
             continue
         if m.end() <= pos:
             start = m.end()
         elif m.start() >= pos:
-            return start, m.start() + 1
+            return start, len(m.group().rstrip()) + m.start()
     return start, len(text)
 
 
@@ -169,7 +178,7 @@ def validate(answerable: list[dict[str, Any]], unanswerable: list[dict[str, Any]
             if not isinstance(s, int) or doc["text"][s : s + len(a)] != a:
                 errors.append(f"{rid}: answer {a!r} not at offset {s} of {doc['id']}")
                 continue
-            lo, hi = sentence_span(doc["text"], s)
+            _, hi = sentence_span(doc["text"], s)
             if s + len(a) > hi:
                 errors.append(f"{rid}: answer {a!r} crosses a sentence boundary")
             if len(a.split()) > MAX_ANSWER_WORDS:
