@@ -14,6 +14,7 @@ answer sentence (a near-verbatim phrase). Stdlib only; prints a table, writes
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import statistics
@@ -51,6 +52,7 @@ STOP = frozenset({
 SUFFIXES = ("ations", "ation", "ments", "ment", "ings", "ing", "ness", "ies", "ied", "ed", "es", "ly", "er", "s")
 
 
+@functools.cache
 def stem(word: str) -> str:
     """Strip one common English suffix, keeping at least three letters: ``stem("renovated") == "renovat"``."""
     for suffix in SUFFIXES:
@@ -79,8 +81,8 @@ def is_boundary(text: str, dot: int) -> bool:
     """Whether the . ! ? at ``dot`` (followed by whitespace) ends a sentence."""
     if text[dot] != ".":
         return True
-    word = re.search(r"(\S*)$", text[:dot])
-    last = word.group(1).lstrip("(\"'") if word else ""
+    begin = max(text.rfind(" ", 0, dot), text.rfind("\n", 0, dot)) + 1
+    last = text[begin:dot].lstrip("(\"'")
     return not (re.fullmatch(r"(?:[A-Z]\.)*[A-Z]", last) or last.lower() in ABBREVIATIONS)
 
 
@@ -121,9 +123,9 @@ def copied_runs(question: str, sentence: str, n: int = 3) -> list[str]:
 
 
 def contains_answer(question: str, answer: str) -> bool:
-    """Whether the answer's words appear, as whole words, in the question (case-insensitive)."""
+    """Whether the answer's words appear, as whole words in a row, in the question (case-insensitive)."""
     a = " ".join(tokens(answer))
-    return bool(a) and re.search(rf"\b{re.escape(a)}\b", " ".join(tokens(question))) is not None
+    return bool(a) and f" {a} " in f" {' '.join(tokens(question))} "
 
 
 def read_jsonl(path: Path, errors: list[str]) -> list[dict[str, Any]]:
