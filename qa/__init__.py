@@ -33,6 +33,7 @@ from .errors import (
     QuestionError,
 )
 from .index import DocumentInfo, Index, IndexUpdate, Passage
+from .limits import Limits
 from .retrieval import check_question, default_index_path, open_index, retrieve
 
 __version__ = "0.1.0"
@@ -48,6 +49,7 @@ __all__ = [
     "IndexMismatchError",
     "IndexNotFoundError",
     "IndexUpdate",
+    "Limits",
     "ModelError",
     "Passage",
     "QAError",

@@ -18,11 +18,12 @@ Each limit is a :class:`~qa.config.Settings` field (``QA_MAX_*``); a refusal is 
 from __future__ import annotations
 
 import codecs
-import copy
 import io
 import re
 import struct
 import zipfile
+import zlib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 
 from .config import Settings, get_settings
@@ -34,6 +35,8 @@ __all__ = ["MAX_ZIP_MEMBERS", "Limits", "check_text", "check_zip", "refusal", "s
 _MB = 1024 * 1024
 #: Bytes inflated at a time while a zip member is checked: memory stays at about this, whatever the member.
 _CHUNK = _MB
+#: Compressed bytes fed to the inflater at a time.
+_FEED = 64 * 1024
 #: A member unpacking to less than this is never refused for its ratio: it cannot cost much, and small XML
 #: files full of repeated markup legitimately compress very well.
 _RATIO_FLOOR = _MB
@@ -121,7 +124,7 @@ def sentences_at_least(text: str) -> int:
     characters divided by that.
 
     Example:
-        >>> sentences_at_least("One. Two.\\n\\n  \\nThree.\\n" + "word " * 600)  # 2 lines, then 2,400 letters
+        >>> sentences_at_least("One. Two.\\n\\n  \\nThree.\\n" + "word " * 600)  # the last line: 2,400 letters
         5
     """
     lines = text.count("\n") + 1 - len(_BLANK_LINE.findall(text))
@@ -138,6 +141,13 @@ def check_text(text: str, name: str, limits: Limits) -> None:
     Raises:
         DocumentError: the text has more than ``max_document_chars`` characters, or surely more than
             ``max_document_sentences`` sentences.
+
+    Example:
+        >>> check_text("Short.", "a.txt", Limits.of(Settings()))  # within the limits: nothing happens
+        >>> check_text("One.\\nTwo.\\nThree.", "a.txt", Limits(max_document_sentences=2).resolved(Settings()))
+        ... # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        qa.errors.DocumentError: a.txt: holds at least 3 sentences, more than 2 ...
     """
     chars, most = len(text), limits.max_document_sentences
     assert limits.max_document_chars is not None and most is not None
@@ -173,8 +183,18 @@ def check_zip(data: bytes, name: str, limits: Limits, *, kind: str = "zip") -> N
 
     Raises:
         DocumentError: a limit is passed (the message names it), or a member uses a compression method
-            documents do not use; zipfile's errors (``BadZipFile``, ``RuntimeError`` for an encrypted member,
-            ``zlib.error``) pass through for the caller to word as "damaged".
+            documents do not use. A damaged zip raises ``zipfile.BadZipFile`` or ``zlib.error``, for the caller
+            to word as "damaged".
+
+    Example:
+        >>> buffer = io.BytesIO()
+        >>> with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        ...     z.writestr("content.xml", "<body>" + "<p>Hi.</p>" * 10 + "</body>")
+        >>> check_zip(buffer.getvalue(), "a.odt", Limits.of(Settings()))  # within the limits: nothing happens
+        >>> check_zip(buffer.getvalue(), "a.odt", Limits(max_xml_elements=5).resolved(Settings()))
+        ... # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        qa.errors.DocumentError: a.odt: holds more than 5 XML elements ...
     """
     assert limits.max_unpacked_mb is not None and limits.max_zip_ratio is not None
     cap_mb, ratio = limits.max_unpacked_mb, limits.max_zip_ratio
@@ -197,14 +217,16 @@ def check_zip(data: bytes, name: str, limits: Limits, *, kind: str = "zip") -> N
                     f"documents do not use; re-save the file as a {kind} document"
                 )
             if member.file_size > _RATIO_FLOOR and member.file_size > ratio * max(member.compress_size, 1):
-                raise _ratio_refusal(name, member, member.file_size, member.compress_size, ratio)
+                raise _ratio_refusal(name, member, member.file_size, member.compress_size, ratio, declared=True)
         _Inflater(archive, data, name, limits).run(members)
 
 
-def _ratio_refusal(name: str, member: zipfile.ZipInfo, unpacked: int, packed: int, ratio: float) -> DocumentError:
+def _ratio_refusal(name: str, member: zipfile.ZipInfo, unpacked: int, packed: int, ratio: float,
+                   *, declared: bool = False) -> DocumentError:
+    says = "unpacks, by the zip's directory, to" if declared else "unpacks to at least"
     return refusal(
-        name, f"{member.filename} unpacks to over {unpacked / max(packed, 1):,.0f} times its packed size "
-        f"of {packed:,} bytes, more than {ratio:g}", "max_zip_ratio", ratio,
+        name, f"{member.filename} {says} {unpacked:,} bytes from {packed:,} compressed ones, "
+        f"{unpacked / max(packed, 1):,.0f} times more, over {ratio:g} times", "max_zip_ratio", ratio,
     )
 
 
@@ -234,28 +256,22 @@ class _Inflater:
             raise zipfile.BadZipFile(f"bad local header for {member.filename}")
         names, extra = struct.unpack("<HH", header[26:30])
         start = member.header_offset + 30 + names + extra
-        packed = max(0, next(e for e in self.ends if e > member.header_offset) - start)
-        wide = copy.copy(member)
-        if member.compress_type == zipfile.ZIP_DEFLATED:
-            # Not trusting the directory: inflate for as long as the compressed bytes last, whatever it claims.
-            wide.compress_size, wide.file_size = packed, 1 << 62
+        end = next(e for e in self.ends if e > member.header_offset)
         size, xml, carry = 0, None, b""
         decoder: codecs.IncrementalDecoder | None = None
-        with self.archive.open(wide) as stream:
-            while chunk := stream.read(_CHUNK):
-                size += len(chunk)
-                self.unpacked += len(chunk)
-                if self.unpacked > self.cap_mb * _MB:
-                    raise refusal(self.name, f"unpacks to more than {self.cap_mb:g} MB", "max_unpacked_mb",
-                                  self.cap_mb)
-                if size > _RATIO_FLOOR and size > self.ratio * max(packed, 1):
-                    raise _ratio_refusal(self.name, member, size, packed, self.ratio)
-                if xml is None:
-                    xml, decoder = _sniff_xml(chunk)
-                if xml:
-                    if decoder is not None:  # UTF-16/32 XML is counted in UTF-8
-                        chunk = decoder.decode(chunk).encode("utf-8", "surrogatepass")
-                    carry = self._count(carry, chunk)
+        for chunk, packed in _inflate(memoryview(self.data)[start:end], member):
+            size += len(chunk)
+            self.unpacked += len(chunk)
+            if self.unpacked > self.cap_mb * _MB:
+                raise refusal(self.name, f"unpacks to more than {self.cap_mb:g} MB", "max_unpacked_mb", self.cap_mb)
+            if size > _RATIO_FLOOR and size > self.ratio * max(packed, 1):
+                raise _ratio_refusal(self.name, member, size, packed, self.ratio)
+            if xml is None and chunk:
+                xml, decoder = _sniff_xml(chunk)
+            if xml:
+                if decoder is not None:  # UTF-16/32 XML is counted in UTF-8
+                    chunk = decoder.decode(chunk).encode("utf-8", "surrogatepass")
+                carry = self._count(carry, chunk)
         if size != member.file_size:
             raise zipfile.BadZipFile(
                 f"{member.filename} unpacks to {size:,} bytes but the zip's directory says {member.file_size:,}"
@@ -297,6 +313,27 @@ def xml_counts(carry: bytes, chunk: bytes) -> tuple[int, int, bytes]:
     elements = chunk.count(b"<") - (carry[-1:] + chunk).count(b"</")
     paragraphs = sum(1 for m in _PARAGRAPH.finditer(window) if m.end() > len(carry))
     return elements, paragraphs, window[-_CARRY:]
+
+
+def _inflate(raw: memoryview, member: zipfile.ZipInfo) -> Iterator[tuple[bytes, int]]:
+    """A member's unpacked bytes, a chunk at a time, each with the compressed bytes consumed so far.
+
+    ``raw`` runs from the member's data to the next member's header: a deflated member is inflated until its
+    stream ends, whatever size the directory claims (it can lie); a stored one is its declared size.
+    """
+    if member.compress_type == zipfile.ZIP_STORED:
+        for at in range(0, min(member.compress_size, len(raw)), _CHUNK):
+            yield bytes(raw[at : at + _CHUNK]), min(member.compress_size, at + _CHUNK)
+        return
+    inflater, read = zlib.decompressobj(-zlib.MAX_WBITS), 0
+    while not inflater.eof:
+        source = inflater.unconsumed_tail
+        if not source:
+            source, read = bytes(raw[read : read + _FEED]), read + _FEED
+            if not source:
+                raise zipfile.BadZipFile(f"{member.filename} is cut short")
+        chunk = inflater.decompress(source, _CHUNK)  # at most _CHUNK bytes, whatever the input holds
+        yield chunk, min(read, len(raw)) - len(inflater.unconsumed_tail)
 
 
 #: How XML starts in each encoding an XML parser detects (XML 1.0, appendix F), without a declaration's text.
