@@ -35,6 +35,7 @@ from .errors import (
     QuestionError,
 )
 from .index import DocumentInfo, Index, IndexUpdate, Passage
+from .limits import Limits
 from .retrieval import check_question, default_index_path, open_index, retrieve
 
 __version__ = "0.1.0"
@@ -52,6 +53,7 @@ __all__ = [
     "IndexNotFoundError",
     "IndexUpdate",
     "IndexWriteError",
+    "Limits",
     "ModelError",
     "Passage",
     "QAError",

@@ -90,6 +90,18 @@ class Settings:
     """Folder for the ONNX exports of the model (``None``: ``qa/onnx`` in the user's cache folder)."""
     max_file_mb: float = 50.0
     """Files larger than this are refused when indexing (uploads included)."""
+    max_unpacked_mb: float = 200.0
+    """A zip-based file (.docx) that unpacks to more than this many MB is refused, checked while unpacking."""
+    max_zip_ratio: float = 200.0
+    """A zip member (over 1 MB unpacked) that unpacks to more than this many times its packed size is refused."""
+    max_xml_elements: int = 3_000_000
+    """A zip-based file whose XML holds more elements than this is refused before it is parsed (memory)."""
+    max_document_chars: int = 5_000_000
+    """A document with more characters of text than this is refused (a PDF stops being read at the limit)."""
+    max_document_sentences: int = 50_000
+    """A document with more sentences (or a .docx with more paragraphs) than this is refused."""
+    max_upload_sentences: int = 100_000
+    """Sentences one web upload may add, over all its files; the files after the limit are refused unread."""
     max_question_chars: int = 2000
     """Longer questions are refused with a clear message."""
     progress: bool | None = None
@@ -173,6 +185,10 @@ def _parse(name: str, type_name: str, raw: str) -> Any:
         raise ConfigError(f"{var}={raw!r} is not a valid {expected}; unset it or give a {expected}") from None
 
 
+#: Limits on what one document (or upload) may cost that count things, so are whole numbers of at least 1.
+_COUNT_LIMITS = ("max_xml_elements", "max_document_chars", "max_document_sentences", "max_upload_sentences")
+
+
 def _validated(s: Settings) -> Settings:
     checks: list[tuple[bool, str]] = [
         (s.k >= 1, f"k={s.k} must be at least 1"),
@@ -187,6 +203,9 @@ def _validated(s: Settings) -> Settings:
         (s.index_type in {"auto", "flat", "ivf"}, f"index_type={s.index_type!r} must be auto, flat or ivf"),
         (s.exact_limit >= 0 and s.nprobe >= 0, "exact_limit and nprobe must be 0 or more"),
         (s.max_file_mb > 0, f"max_file_mb={s.max_file_mb} must be positive"),
+        (s.max_unpacked_mb > 0, f"max_unpacked_mb={s.max_unpacked_mb} must be positive"),
+        (s.max_zip_ratio >= 1, f"max_zip_ratio={s.max_zip_ratio} must be at least 1"),
+        *((getattr(s, name) >= 1, f"{name}={getattr(s, name)} must be at least 1") for name in _COUNT_LIMITS),
         (s.concurrency >= 1, f"concurrency={s.concurrency} must be at least 1"),
         (s.backend in BACKENDS, f"backend={s.backend!r} must be one of {', '.join(BACKENDS)}"),
         (

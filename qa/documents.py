@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 
 from .errors import ConfigError, DocumentError
 from .extract import EXTRACTORS, decode_text, extract
+from .limits import Limits, check_text
 
 __all__ = [
     "DEFAULT_DOC_ID",
@@ -31,6 +32,7 @@ __all__ = [
     "DEFAULT_TITLE",
     "SUPPORTED_SUFFIXES",
     "Document",
+    "Limits",
     "ReadReport",
     "SourceFailure",
     "content_hash",
@@ -188,6 +190,7 @@ def load_sources(
     include: Sequence[str] | None = None,
     exclude: Sequence[str] | None = None,
     max_bytes: int | None = None,
+    limits: Limits | None = None,
 ) -> list[Document]:
     """Read documents from files, folders (recursively) or ``Document`` objects; any failure is an error.
 
@@ -203,7 +206,7 @@ def load_sources(
         >>> [d.doc_id for d in load_sources([Document("a", "A", "Some text.")])]
         ['a']
     """
-    report = read_sources(sources, include=include, exclude=exclude, max_bytes=max_bytes)
+    report = read_sources(sources, include=include, exclude=exclude, max_bytes=max_bytes, limits=limits)
     if report.failures:
         more = len(report.failures) - 1
         raise DocumentError(report.failures[0].reason + (f" (and {more} more failed)" if more else ""))
@@ -221,6 +224,7 @@ def read_sources(
     include: Sequence[str] | None = None,
     exclude: Sequence[str] | None = None,
     max_bytes: int | None = None,
+    limits: Limits | None = None,
     progress: bool | None = None,
 ) -> ReadReport:
     """Read every document the sources hold, and report each source that could not be read.
@@ -232,6 +236,7 @@ def read_sources(
     without extension (files found in a folder); a JSONL line's ``id`` is its id.
 
     A failure is one file's (or one given document's): it is reported and every other file is still read.
+    A file over a limit on what one document may cost (``limits``) is such a failure.
     A document whose id is already taken fails its whole file (the first file keeps the id).
 
     Args:
@@ -242,6 +247,10 @@ def read_sources(
             Files given directly are always read.
         exclude: glob patterns (same rules) of files found in a folder to skip, such as ``drafts`` or ``*.htm``.
         max_bytes: largest file size read; larger files fail. None means :data:`DEFAULT_MAX_BYTES` (50 MB).
+        limits: what one document read from a file may cost (unpacked size of a .docx, characters, sentences:
+            see :class:`qa.limits.Limits`), checked while it is read; a file passing one fails with a message
+            naming the limit and its ``QA_*`` variable. ``None`` (or a ``None`` field) uses the settings.
+            :class:`Document` objects given directly are not limited.
         progress: a progress bar over the files on stderr (``None``: when stderr is a terminal and there are
             more than 20 files).
 
@@ -249,7 +258,7 @@ def read_sources(
         The documents read and the failures, each failure naming its file and what to do.
 
     Raises:
-        ConfigError: ``max_bytes`` is not a positive number.
+        ConfigError: ``max_bytes`` is not a positive number, or a limit is out of range.
 
     Example:
         >>> from qa.documents import read_sources, Document
@@ -262,10 +271,11 @@ def read_sources(
     limit = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
     if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
         raise ConfigError(f"max_bytes must be a positive number of bytes, got {max_bytes!r}")
+    resolved = (limits or Limits()).resolved()
     documents: list[Document] = []
     failures: list[SourceFailure] = []
     owners: dict[str, str] = {}
-    units = list(_units(sources, include=include, exclude=exclude, limit=limit))
+    units = list(_units(sources, include=include, exclude=exclude, limit=limit, limits=resolved))
     show = progress if progress is not None else (len(units) > 20 and sys.stderr.isatty())
     if show:
         from tqdm.auto import tqdm
@@ -288,7 +298,7 @@ def read_sources(
 
 def _units(
     sources: Iterable[str | Path | Document], *, include: Sequence[str] | None, exclude: Sequence[str] | None,
-    limit: int,
+    limit: int, limits: Limits,
 ) -> Iterator[tuple[str, Callable[[], list[Document]]]]:
     """Each unit of reading (a given document, or a file): its name, and a function reading its documents."""
     for source in sources:
@@ -300,11 +310,11 @@ def _units(
             files, unlisted = _folder_files(path, include=include, exclude=exclude)
             for file, rel in files:
                 doc_id = PurePosixPath(rel).with_suffix("").as_posix()
-                yield str(file), partial(_read_file, file, doc_id=doc_id, limit=limit)
+                yield str(file), partial(_read_file, file, doc_id=doc_id, limit=limit, limits=limits)
             for where, reason in unlisted:
                 yield where, partial(_fail, reason)
         elif path.is_file():
-            yield str(path), partial(_read_file, path, doc_id=path.stem, limit=limit)
+            yield str(path), partial(_read_file, path, doc_id=path.stem, limit=limit, limits=limits)
         else:
             yield str(path), partial(_missing, path)
 
@@ -377,7 +387,7 @@ def _claim_ids(docs: list[Document], owners: dict[str, str], source: str) -> Non
         owners[doc.doc_id] = doc.source or doc.doc_id
 
 
-def _read_file(path: Path, *, doc_id: str, limit: int) -> list[Document]:
+def _read_file(path: Path, *, doc_id: str, limit: int, limits: Limits) -> list[Document]:
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         hint = "; save it as .docx" if suffix == ".doc" else ""
@@ -398,14 +408,14 @@ def _read_file(path: Path, *, doc_id: str, limit: int) -> list[Document]:
     if not raw.strip():
         raise DocumentError(f"{path}: the file is empty; remove it or add text")
     if suffix == ".jsonl":
-        return _read_jsonl(path, decode_text(raw, str(path)))
-    extracted = extract(raw, suffix=suffix, name=str(path))
+        return _read_jsonl(path, decode_text(raw, str(path)), limits)
+    extracted = extract(raw, suffix=suffix, name=str(path), limits=limits)
     title = extracted.title or path.stem.replace("_", " ").replace("-", " ")
     doc = Document(doc_id, title, extracted.text, str(path), pages=extracted.pages, headings=extracted.headings)
     return [_checked(doc)]
 
 
-def _read_jsonl(path: Path, text: str) -> list[Document]:
+def _read_jsonl(path: Path, text: str, limits: Limits) -> list[Document]:
     docs: list[Document] = []
     lines_of: dict[str, int] = {}
     # Lines end at "\n" only: str.splitlines would also cut at U+2028, U+0085 and other characters that JSON
@@ -432,6 +442,7 @@ def _read_jsonl(path: Path, text: str) -> list[Document]:
                 "give each line a distinct id"
             )
         lines_of[doc_id] = number
+        check_text(body, where, limits)
         title = record.get("title")
         docs.append(_checked(Document(doc_id, str(title) if title else doc_id, body, where)))
     return docs

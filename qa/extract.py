@@ -16,9 +16,15 @@ boundary) and lines inside a paragraph are joined, so a PDF's layout never cuts 
 * ``.pdf`` goes through pypdf; text fragments carry their positions, so lines are grouped into paragraphs by
   vertical gaps, font changes, indents, bullets and short last lines, and a paragraph's lines are joined
   (a word hyphenated at a line end is rejoined). Bare page numbers and lines repeated at the top or bottom of
-  several pages (running heads) are dropped. Each page's start offset is recorded; bookmarks become headings.
+  several pages (running heads) are dropped, unless that leaves nothing (the same text on every page is the
+  document's text). Each page's start offset is recorded; bookmarks become headings. Pages are read one at a
+  time, and reading stops once their text passes ``max_document_chars``.
 * ``.docx`` goes through python-docx: paragraphs and table rows in document order, ``Heading``/``Title``
-  styled paragraphs recorded as headings.
+  styled paragraphs recorded as headings. Its zip is first inflated as a stream and checked against the
+  limits (:func:`qa.limits.check_zip`), so a zip bomb or a paragraph bomb never reaches python-docx.
+
+Every document's text is held to the limits on what one document may cost (:mod:`qa.limits`: characters,
+sentences), by :func:`extract` on the text each extractor gives, and while reading where that saves work.
 
 Errors are :class:`~qa.errors.DocumentError` messages that name the file and say what to do.
 """
@@ -34,9 +40,10 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html.parser import HTMLParser
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import DocumentError
+from .limits import Limits, check_text, check_zip, refusal
 
 if TYPE_CHECKING:
     from markdown_it import MarkdownIt
@@ -157,7 +164,7 @@ def _markdown_parsers() -> tuple[MarkdownIt, MarkdownIt]:
     return MarkdownIt("commonmark").disable(["inline", "text_join"]), MarkdownIt("commonmark")
 
 
-def extract_markdown(data: bytes, name: str) -> Extracted:
+def extract_markdown(data: bytes, name: str, *, limits: Limits | None = None) -> Extracted:
     """A Markdown file: its text unchanged (``#`` lines included), with its headings and title.
 
     Example:
@@ -166,6 +173,7 @@ def extract_markdown(data: bytes, name: str) -> Extracted:
         ('Notes', ((0, 'Notes'), (17, 'Results')))
     """
     text = decode_text(data, name)
+    check_text(text, name, (limits or Limits()).resolved())  # before the parser's work, not after
     line_starts = [0]
     for match in re.finditer("\n", text):
         line_starts.append(match.end())
@@ -601,39 +609,8 @@ def meaningful_title(title: object) -> str | None:
     return text
 
 
-def extract_pdf(data: bytes, name: str) -> Extracted:
-    """A PDF: its pages' text, paragraph by paragraph, with each page's start offset and its bookmarks.
-
-    Raises:
-        DocumentError: the PDF is damaged, password-protected, or has no text (a scan: it needs OCR).
-    """
-    import pypdf
-    from pypdf.errors import DependencyError, FileNotDecryptedError
-
-    try:
-        reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
-        if reader.is_encrypted:
-            try:
-                opened = reader.decrypt("")  # permissions-only PDFs open with the empty user password
-            except DependencyError:
-                raise DocumentError(
-                    f"{name}: the PDF is encrypted with AES and the 'cryptography' package is missing; "
-                    "install it (pip install cryptography) or remove the encryption"
-                ) from None
-            if not opened:
-                raise DocumentError(f"{name}: the PDF is password-protected; remove the password and add it again")
-        pages = [_page_lines(page) for page in reader.pages]
-    except DocumentError:
-        raise
-    except FileNotDecryptedError:
-        raise DocumentError(f"{name}: the PDF is password-protected; remove the password and add it again") from None
-    except Exception as exc:  # noqa: BLE001 - pypdf raises many kinds of errors on damaged files
-        raise DocumentError(
-            f"{name}: not a readable PDF ({type(exc).__name__}: {exc}); it may be damaged: re-export or re-save it"
-        ) from None
-    if not pages:
-        raise DocumentError(f"{name}: the PDF has no pages")
-    _strip_running_lines(pages)
+def _pdf_text(pages: list[list[_Line]]) -> tuple[str, list[int]]:
+    """The text of a PDF's pages (their lines grouped into paragraphs, one a line) and each page's start offset."""
     text, starts, full = "", [], False
     for lines in pages:
         paragraphs, next_full = _paragraphs(lines)
@@ -651,6 +628,59 @@ def extract_pdf(data: bytes, name: str) -> Extracted:
             starts.append(len(text))
         text += "\n".join(paragraphs)
         full = next_full if paragraphs else full
+    return text, starts
+
+
+def extract_pdf(data: bytes, name: str, *, limits: Limits | None = None) -> Extracted:
+    """A PDF: its pages' text, paragraph by paragraph, with each page's start offset and its bookmarks.
+
+    Pages are read one at a time and reading stops as soon as their text passes ``max_document_chars``.
+
+    Raises:
+        DocumentError: the PDF is damaged, password-protected, has no text (a scan: it needs OCR), or has more
+            text than ``max_document_chars``.
+    """
+    import pypdf
+    from pypdf.errors import DependencyError, FileNotDecryptedError
+
+    most = (limits or Limits()).resolved().max_document_chars or 0
+    try:
+        reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
+        if reader.is_encrypted:
+            try:
+                opened = reader.decrypt("")  # permissions-only PDFs open with the empty user password
+            except DependencyError:
+                raise DocumentError(
+                    f"{name}: the PDF is encrypted with AES and the 'cryptography' package is missing; "
+                    "install it (pip install cryptography) or remove the encryption"
+                ) from None
+            if not opened:
+                raise DocumentError(f"{name}: the PDF is password-protected; remove the password and add it again")
+        pages: list[list[_Line]] = []
+        chars = 0
+        for number, pdf_page in enumerate(reader.pages, start=1):
+            pages.append(_page_lines(pdf_page))
+            chars += sum(len(line.text) + 1 for line in pages[-1])
+            if chars > most:
+                raise refusal(name, f"holds more than {most:,} characters of text by page {number:,} of "
+                              f"{len(reader.pages):,}", "max_document_chars", most)
+    except DocumentError:
+        raise
+    except FileNotDecryptedError:
+        raise DocumentError(f"{name}: the PDF is password-protected; remove the password and add it again") from None
+    except Exception as exc:  # noqa: BLE001 - pypdf raises many kinds of errors on damaged files
+        raise DocumentError(
+            f"{name}: not a readable PDF ({type(exc).__name__}: {exc}); it may be damaged: re-export or re-save it"
+        ) from None
+    if not pages:
+        raise DocumentError(f"{name}: the PDF has no pages")
+    unstripped = [list(lines) for lines in pages]
+    _strip_running_lines(pages)
+    text, starts = _pdf_text(pages)
+    if not text.strip() and any(unstripped):
+        # Every line repeats at the edge of several pages (the same text on every page): that text is the
+        # document, not a running head.
+        text, starts = _pdf_text(unstripped)
     if not text.strip():
         raise DocumentError(
             f"{name}: the PDF has no extractable text (it looks scanned: pages of images); "
@@ -682,13 +712,17 @@ def extract_pdf(data: bytes, name: str) -> Extracted:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def extract_docx(data: bytes, name: str) -> Extracted:
+def extract_docx(data: bytes, name: str, *, limits: Limits | None = None) -> Extracted:
     """A Word (.docx) file: its paragraphs and table rows in order, with headings and a title.
 
     The title is the document's core-properties title, else its first ``Title`` or ``Heading`` paragraph.
+    Before python-docx opens it (it reads every part into memory and parses the XML whole), the zip is checked
+    against the limits by :func:`qa.limits.check_zip`, inflating it as a stream: a zip bomb or a million
+    paragraphs is refused in bounded memory.
 
     Raises:
-        DocumentError: the file is not a readable .docx (an old .doc, password-protected, damaged).
+        DocumentError: the file is not a readable .docx (an old .doc, password-protected, damaged), or passes
+            a limit (unpacked size, compression ratio, XML elements, paragraphs, characters, sentences).
     """
     import docx
     from docx.table import Table
@@ -698,7 +732,10 @@ def extract_docx(data: bytes, name: str) -> Extracted:
             f"{name}: this is an old Word (.doc) or password-protected file; "
             "save it as an unprotected .docx and add it again"
         )
+    limits = (limits or Limits()).resolved()
+    most_chars, most_lines = limits.max_document_chars or 0, limits.max_document_sentences or 0
     try:
+        check_zip(data, name, limits, kind="Word")
         document = docx.Document(io.BytesIO(data))
         # Style names by id, each looked up once: Paragraph.style resolves an unstyled paragraph's default style
         # by scanning every style, which took most of the time on real files.
@@ -733,7 +770,11 @@ def extract_docx(data: bytes, name: str) -> Extracted:
             for line in new:
                 lines.append(line)
                 offset += len(line) + 1
+            if offset > most_chars or len(lines) > most_lines:  # line breaks inside paragraphs make more lines
+                check_text("\n".join(lines), name, limits)
         core_title = meaningful_title(document.core_properties.title)
+    except DocumentError:
+        raise
     except Exception as exc:  # noqa: BLE001 - python-docx raises many kinds of errors on damaged files
         raise DocumentError(
             f"{name}: not a readable .docx file ({type(exc).__name__}: {exc}); open it in Word or LibreOffice "
@@ -769,16 +810,26 @@ EXTRACTORS: dict[str, Callable[[bytes, str], Extracted]] = {
 }
 
 
-def extract(data: bytes, *, suffix: str, name: str) -> Extracted:
-    """Extract the text of a file's bytes by its suffix.
+class _Checked(Protocol):
+    def __call__(self, data: bytes, name: str, *, limits: Limits | None = None) -> Extracted: ...
+
+
+#: The extractors that check the limits while they read (the others are checked on the text they give).
+_CHECKED_WHILE_READING: dict[object, _Checked] = {f: f for f in (extract_markdown, extract_pdf, extract_docx)}
+
+
+def extract(data: bytes, *, suffix: str, name: str, limits: Limits | None = None) -> Extracted:
+    """Extract the text of a file's bytes by its suffix, within the limits on what one document may cost.
 
     Args:
         data: the file's bytes.
         suffix: the file's extension with its dot, such as ``".pdf"`` (any case).
         name: the file's name or path, for error messages.
+        limits: what the document may cost (see :class:`qa.limits.Limits`); ``None`` fields use the settings.
 
     Raises:
-        DocumentError: the suffix is not supported, or the file cannot be read as that format.
+        DocumentError: the suffix is not supported, the file cannot be read as that format, or it passes a
+            limit (the message names the limit and the ``QA_*`` variable that raises it).
 
     Example:
         >>> extract(b"<p>Hi there.</p>", suffix=".HTML", name="hi.html").text
@@ -789,4 +840,8 @@ def extract(data: bytes, *, suffix: str, name: str) -> Extracted:
         raise DocumentError(
             f"{name}: unsupported file type {suffix!r}; supported: {', '.join(sorted(EXTRACTORS))} and .jsonl"
         )
-    return extractor(data, name)
+    limits = (limits or Limits()).resolved()
+    checked = _CHECKED_WHILE_READING.get(extractor)
+    extracted = checked(data, name, limits=limits) if checked is not None else extractor(data, name)
+    check_text(extracted.text, name, limits)
+    return extracted

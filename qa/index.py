@@ -45,6 +45,7 @@ from .config import Settings, get_settings
 from .documents import Document, SourceFailure, content_hash, load_sources, read_sources
 from .errors import IndexCorruptError, IndexMismatchError, QAError, QuestionError
 from .lexical import TOKENIZER, Lexical, channels
+from .limits import Limits
 from .ranking import duplicate_keys, fuse, text_keys, top_unique
 from .store import (
     BM25,
@@ -310,7 +311,8 @@ class Index:
             target = check_path(path)
             check_apart(target, sources)
             check_target(target)  # before the model runs: a refused folder costs nothing
-        docs = load_sources(sources)
+        # The settings' own limits (not the environment's): a caller's Settings decide what a document may cost.
+        docs = load_sources(sources, max_bytes=int(s.max_file_mb * 1024 * 1024), limits=Limits().resolved(s))
         spans_per_doc = None if spans is None else [[(int(a), int(b)) for a, b in spans[d.doc_id]] for d in docs]
         index, _ = cls._from_documents(docs, settings=s, progress=progress, spans_per_doc=spans_per_doc)
         if spans is not None:
@@ -966,7 +968,8 @@ class Index:
             (['b'], ['a', 'b'])
         """
         remove = check_doc_ids(remove, "remove") or []
-        read = read_sources(check_sources(add), max_bytes=max_bytes, progress=progress)
+        read = read_sources(check_sources(add), max_bytes=max_bytes, progress=progress,
+                            limits=Limits().resolved(self.settings))
         failures = list(read.failures)
         incoming = {d.doc_id: d for d in read.documents}
         removing = set()

@@ -17,6 +17,11 @@ their checked name into a hidden staging folder inside the index's uploads folde
 <index name>/``), read there, and moved into the uploads folder once the index holding them is saved. A file that
 cannot be read is reported with its reason, and every other file is still indexed. Failure messages name the
 file as the user gave it, never a server path.
+
+What one upload may cost is bounded before anything is embedded: each file is held to the limits on one
+document (:class:`~qa.limits.Limits`: unpacked size, characters, sentences), and the upload as a whole to
+``max_upload_sentences`` (counted with :func:`~qa.limits.sentences_at_least`); once a file would take the upload
+past it, that file and every later one are refused (the later ones unread), and the files before are indexed.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from .documents import (
 )
 from .errors import DocumentError, QAError
 from .index import MANIFEST, DocumentInfo, Index
+from .limits import Limits, refusal, sentences_at_least
 from .retrieval import default_index_path
 
 __all__ = ["AddReport", "DocumentRow", "Progress", "Upload", "Workspace"]
@@ -49,6 +55,8 @@ __all__ = ["AddReport", "DocumentRow", "Progress", "Upload", "Workspace"]
 WORKSPACE = "workspace"
 UPLOADS = "uploads"
 
+#: What to do about a file refused for the upload's sentence limit.
+_ANOTHER_BATCH = "upload it in another batch, or raise the limit"
 #: ``progress(fraction or None, description)``: how far an upload is (``None``: a step of unknown length).
 Progress = Callable[[float | None, str], None]
 
@@ -311,18 +319,23 @@ class Workspace:
     ) -> tuple[list[Document], list[SourceFailure], list[tuple[Path, Path]]]:
         """Check, copy and read each upload: its documents (sources renamed to their final place), the failures,
         and the (staged, final) path of every file that was read."""
-        limit = _max_bytes(self.settings)
+        limit, limits = _max_bytes(self.settings), Limits.of(self.settings)
+        most = self.settings.max_upload_sentences
         docs: list[Document] = []
         failures: list[SourceFailure] = []
         staged: list[tuple[Path, Path]] = []
         owners: dict[str, str] = {}  # document id -> the file that gave it
+        sentences, full = 0, None  # sentences (at least) read so far; the file that took the upload over `most`
         for number, upload in enumerate(uploads):
             report(number / max(1, len(uploads)), f"Reading {upload.name} ({number + 1} of {len(uploads)})")
             try:
                 name = safe_filename(upload.name)
+                if full is not None:
+                    raise refusal(name, f"was not read: this upload reached its limit of {most:,} sentences at {full}",
+                                  "max_upload_sentences", most, _ANOTHER_BATCH)
                 if any(final.name == name for _, final in staged):
                     raise DocumentError(f"{name}: a file of this name was already uploaded in this batch; rename one")
-                file_docs, copy = _read_upload(upload.path, name, staging, limit)
+                file_docs, copy = _read_upload(upload.path, name, staging, limit, limits)
                 final = folder / name
                 file_docs = [_moved(d, copy, final) for d in file_docs]
                 for doc in file_docs:
@@ -331,9 +344,16 @@ class Workspace:
                             f"{name}: its document id {doc.doc_id!r} is also the id of a document in "
                             f"{owners[doc.doc_id]}, uploaded with it; rename one of the files (this one was not read)"
                         )
+                held = sum(sentences_at_least(d.text) for d in file_docs)
+                if sentences + held > most:
+                    full = name
+                    raise refusal(name, f"would take this upload to at least {sentences + held:,} sentences, more "
+                                  f"than {most:,} (it and the files after it were not indexed)",
+                                  "max_upload_sentences", most, _ANOTHER_BATCH)
             except DocumentError as exc:
                 failures.append(SourceFailure(upload.name, str(exc)))
                 continue
+            sentences += held
             owners.update((doc.doc_id, name) for doc in file_docs)
             docs.extend(file_docs)
             staged.append((copy, final))
@@ -378,7 +398,9 @@ def _max_bytes(settings: Settings) -> int:
     return int(settings.max_file_mb * 1024 * 1024)
 
 
-def _read_upload(path: Path, name: str, staging: Path, limit: int) -> tuple[list[Document], Path]:
+def _read_upload(
+    path: Path, name: str, staging: Path, limit: int, limits: Limits
+) -> tuple[list[Document], Path]:
     """Copy an upload (already checked by name) into ``staging`` under ``name`` and read it there.
 
     Raises:
@@ -396,7 +418,7 @@ def _read_upload(path: Path, name: str, staging: Path, limit: int) -> tuple[list
         os.chmod(copy, 0o600)
     except OSError as exc:
         raise DocumentError(f"{name}: the upload could not be saved on the server ({exc.strerror})") from None
-    read = read_sources([copy], max_bytes=limit)
+    read = read_sources([copy], max_bytes=limit, limits=limits)
     if read.failures:
         raise DocumentError(read.failures[0].reason.replace(str(copy), name))
     return read.documents, copy
