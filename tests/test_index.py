@@ -429,7 +429,7 @@ def test_past_the_exact_size_the_context_channel_is_stored_as_codes_without_clus
 
 def test_a_build_split_into_many_chunks_equals_one_split_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """Chunks overlap the segmenter with the model; they must not change a vector, a score or an offset."""
-    import qa.index as qindex
+    import qa.index.build as qindex
 
     docs = qa.load_sources([Path(__file__).parent / "data" / "squad_docs.jsonl", *DOCS])
     monkeypatch.setattr(qindex, "FIRST_CHUNK_CHARS", 10**9)
