@@ -263,7 +263,7 @@ def test_a_sentence_repeated_within_a_build_goes_to_the_model_once() -> None:
             qa.Document("q2", "Report", f"{header} Costs fell in autumn.")]
     index, embedded = qa.Index._from_documents(docs, settings=qa.get_settings(), progress=False)
     assert len(index) == 4 and embedded == 3 + 1, "three distinct sentences and the one title"
-    first, again = index._dense["dense"].reconstruct_batch(np.array([0, 2], dtype=np.int64))
+    first, again = index._dense["dense"].vectors(np.array([0, 2], dtype=np.int64))
     np.testing.assert_array_equal(first, again)
     hits = index.search("Which company wrote the quarterly report?", k=2)
     assert hits[0].text == header and hits[1].text != header, "found, and returned once"
@@ -419,8 +419,8 @@ def test_past_the_exact_size_the_context_channel_is_stored_as_codes_without_clus
     channels = json.loads((tmp_path / "large" / MANIFEST).read_text())["channels"]
     assert channels["dense"]["faiss"].endswith(",SQ8") and channels["dense_context"]["faiss"] == "SQ4"
     rows = np.arange(len(exact))
-    stored = qa.Index.load(tmp_path / "large")._dense["dense_context"].reconstruct_batch(rows)
-    truth = exact._dense["dense_context"].reconstruct_batch(rows)
+    stored = qa.Index.load(tmp_path / "large")._dense["dense_context"].vectors(rows)
+    truth = exact._dense["dense_context"].vectors(rows)
     # 4-bit codes: each vector within a small error of the exact one (cosine, both unit length)
     assert np.min(np.sum(stored * truth, axis=1) / np.linalg.norm(stored, axis=1)) > 0.97
     for question in ["Who won Super Bowl 50?", "Where was the game played?", "Who was the MVP?"]:
@@ -441,8 +441,8 @@ def test_a_build_split_into_many_chunks_equals_one_split_at_once(monkeypatch: py
     assert len(chunked) == len(whole)
     rows = np.arange(len(whole))
     for channel in ("dense", "dense_context"):
-        np.testing.assert_array_equal(chunked._dense[channel].reconstruct_batch(rows),
-                                      whole._dense[channel].reconstruct_batch(rows))
+        np.testing.assert_array_equal(chunked._dense[channel].vectors(rows),
+                                      whole._dense[channel].vectors(rows))
     def place(index: qa.Index, row: int) -> tuple[str, int, int]:
         p = index.passage(row, 0.0)
         return p.doc_id, p.start, p.end

@@ -24,12 +24,10 @@ from ..limits import Limits
 from .manifest import FORMAT_VERSION, _now
 from .results import IndexUpdate
 from .storage import BM25, BM25_CONTEXT, CONTEXT_VECTORS, VECTORS
-from .stores.faiss import describe, vector_index
+from .stores.faiss import FaissStore
 from .tables import TITLE_WEIGHT, WINDOW, _context_vectors, _find, _sentence_texts, _tables, sentence_keys
 
 if TYPE_CHECKING:
-    import faiss
-
     from ..embedding import Encoder, OnnxEncoder
     from .index import Index
 
@@ -216,15 +214,15 @@ def assemble(
     # candidates (SCORING_ONLY) and is never searched, so it needs no clusters: plain codes, no k-means.
     context_kind = "codes" if settings.index_type != "flat" and n > settings.exact_limit else settings.index_type
 
-    def vector_indexes() -> tuple[faiss.Index, faiss.Index]:
-        import faiss
-
-        if not lexical.done():
-            # Two Python threads (BM25, tables) still want a core: FAISS's OpenMP threads would only wait
-            # for one (at 1M, 33 s against 39 s with two threads). Per calling thread in OpenMP.
-            faiss.omp_set_num_threads(1)
-        return (vector_index(vectors[:n], kind=settings.index_type, exact_limit=settings.exact_limit),
-                vector_index(vectors[n:], kind=context_kind, exact_limit=settings.exact_limit, bits=4))
+    def vector_indexes() -> tuple[FaissStore, FaissStore]:
+        # While the BM25 thread still runs, two Python threads (BM25, tables) want a core: FAISS's OpenMP
+        # threads would only wait for one (at 1M, 33 s against 39 s with two threads).
+        one = not lexical.done()
+        limit, nprobe = settings.exact_limit, settings.nprobe
+        return (FaissStore.build(vectors[:n], name=VECTORS, kind=settings.index_type, exact_limit=limit,
+                                 nprobe=nprobe, one_thread=one),
+                FaissStore.build(vectors[n:], name=CONTEXT_VECTORS, kind=context_kind, exact_limit=limit, bits=4,
+                                 nprobe=nprobe, one_thread=one))
 
     # FAISS releases the GIL: its k-means and codes are made while this thread fills the tables.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qa-faiss") as faiss_thread:
@@ -248,8 +246,8 @@ def assemble(
         "segmenter": _sentences.SEGMENTER,
         "lexical": TOKENIZER,
         "channels": {
-            "dense": {"file": VECTORS, "text": "sentence", "faiss": describe(dense)},
-            "dense_context": {"file": CONTEXT_VECTORS, "text": context_vector, "faiss": describe(dense_context)},
+            "dense": {"file": VECTORS, "text": "sentence", "faiss": dense.describe()},
+            "dense_context": {"file": CONTEXT_VECTORS, "text": context_vector, "faiss": dense_context.describe()},
             "bm25": {"file": BM25, "text": "title sentence"},
             "bm25_context": {"file": BM25_CONTEXT, "text": window_text},
         },

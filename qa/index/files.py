@@ -18,6 +18,7 @@ from ..errors import IndexCorruptError
 from ..lexical import Lexical
 from .manifest import _checked_manifest, _manifest_text
 from .storage import BM25, BM25_CONTEXT, CONTEXT_VECTORS, DOCS, KEYS, MANIFEST, META, ROWS, VECTORS, fix_hint
+from .stores.faiss import FaissStore
 from .threads import _workers
 
 if TYPE_CHECKING:
@@ -36,15 +37,10 @@ def _sha256_file(path: Path) -> str:
 
 def write_files(index: Index, tmp: Path) -> dict[str, Any]:
     """Write every file of ``index`` into the folder ``tmp`` and flush them; returns the manifest written."""
-    import faiss
-
     import qa.index as package  # its _fsync, which tests may have replaced
 
-    for channel, name in (("dense", VECTORS), ("dense_context", CONTEXT_VECTORS)):
-        try:
-            faiss.write_index(index._dense[channel], str(tmp / name))
-        except RuntimeError as exc:  # FAISS reports a failed write (disk full, ...) as a RuntimeError
-            raise OSError(f"FAISS could not write {tmp / name}: {exc}") from exc
+    index._dense["dense"].persist(tmp)  # as VECTORS
+    index._dense["dense_context"].persist(tmp)  # as CONTEXT_VECTORS
     index._lexical["bm25"].save(tmp / BM25)
     index._lexical["bm25_context"].save(tmp / BM25_CONTEXT)
     with index._db_lock:
@@ -73,8 +69,6 @@ def write_files(index: Index, tmp: Path) -> dict[str, Any]:
 def read_files(cls: type[Index], target: Path, s: Settings, *, check_model: bool) -> Index:
     """The index saved at ``target`` once its manifest suits ``s`` and every file matches its checksum; call
     holding the index's lock (:meth:`Index.load`)."""
-    import faiss
-
     manifest = _checked_manifest(target, s, check_model=check_model)
     _check_files(target, manifest)
     try:
@@ -82,8 +76,8 @@ def read_files(cls: type[Index], target: Path, s: Settings, *, check_model: bool
         db = sqlite3.connect(f"file:{target / META}?mode=ro&immutable=1", uri=True, check_same_thread=False)
         return cls(
             manifest=manifest,
-            dense=faiss.read_index(str(target / VECTORS)),
-            dense_context=faiss.read_index(str(target / CONTEXT_VECTORS)),
+            dense=FaissStore.open(target, VECTORS, nprobe=s.nprobe),
+            dense_context=FaissStore.open(target, CONTEXT_VECTORS, nprobe=s.nprobe),
             bm25=Lexical.load(target / BM25),
             bm25_context=Lexical.load(target / BM25_CONTEXT),
             db=db,

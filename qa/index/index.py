@@ -28,14 +28,12 @@ from .passages import _Documents
 from .results import DocumentInfo, IndexUpdate, Passage
 from .storage import check_apart, check_target, fix_hint, new_temp_folder, swap_into_place, write_error, writing
 from .storage import locked as _locked
-from .stores.faiss import _ivf, set_nprobe
+from .stores.base import Hits, VectorStore
 from .tables import _find, _Sorted, _sorted
 from .threads import _workers
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
-
-    import faiss
 
     from ..embedding import Encoder, OnnxEncoder
 
@@ -68,8 +66,8 @@ class Index(_Documents):
         self,
         *,
         manifest: dict[str, Any],
-        dense: faiss.Index,
-        dense_context: faiss.Index,
+        dense: VectorStore,
+        dense_context: VectorStore,
         bm25: Lexical,
         bm25_context: Lexical,
         db: sqlite3.Connection,
@@ -82,9 +80,8 @@ class Index(_Documents):
         self.manifest = manifest
         self.path = path
         self.settings = settings
-        self._dense = {"dense": dense, "dense_context": dense_context}
-        for vectors in self._dense.values():
-            set_nprobe(vectors, settings.nprobe)
+        # The dense channels' vectors, row i being sentence i: behind the VectorStore seam (FAISS files today).
+        self._dense: dict[str, VectorStore] = {"dense": dense, "dense_context": dense_context}
         self._lexical = {"bm25": bm25, "bm25_context": bm25_context}
         self._db = db
         self._db_lock = threading.Lock()
@@ -99,7 +96,7 @@ class Index(_Documents):
         self._spans = self._rows[:, :2]
         self._dup_keys = self._rows[:, 2]
         self._keys = _checked(keys, 2, "sentence key", path)
-        sizes = {len(self._spans), len(self._keys), dense.ntotal, dense_context.ntotal, bm25.size, bm25_context.size}
+        sizes = {len(self._spans), len(self._keys), dense.count(), dense_context.count(), bm25.size, bm25_context.size}
         if len(sizes) != 1:
             raise IndexCorruptError(
                 f"index at {path} has channels of different sizes {sorted(sizes)}; " + fix_hint(path)
@@ -196,7 +193,7 @@ class Index(_Documents):
             at = _find(keys[:, col], table)
             hit = np.flatnonzero(at >= 0)
             if len(hit):
-                out[col * n + hit] = self._dense[channel].reconstruct_batch(at[hit])
+                out[col * n + hit] = self._dense[channel].vectors(at[hit])
                 filled[col * n + hit] = True
         return filled
 
@@ -383,12 +380,12 @@ class Index(_Documents):
         return [name for name, w in self.settings.weights.items() if w > 0 and not (large and name in SCORING_ONLY)]
 
     def _dense_proposals(self, query: np.ndarray, *, k: int, allowed: np.ndarray | None) -> dict[str, np.ndarray]:
-        """The best rows of each proposing dense channel for one ``query`` vector (may hold -1 padding)."""
+        """The best rows of each proposing dense channel for one ``query`` vector."""
         query = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
         # Runs on a worker thread (search_many): it must not wait for other workers' tasks, or two questions
         # at once could each hold a worker waiting for the other.
         pool = self._pool(k)
-        return {name: self.search_vectors(query, k=pool, allowed=allowed, channel=name)[1][0]
+        return {name: self.search_vectors(query, k=pool, allowed=allowed, channel=name)[0].rows
                 for name in self._proposing() if name in self._dense}
 
     def rank(
@@ -421,13 +418,12 @@ class Index(_Documents):
                 rows, values = lexical[name]
                 proposals.append(rows if len(rows) <= pool else rows[np.argpartition(-values, pool - 1)[:pool]])
         candidates = np.unique(np.concatenate(proposals))
-        candidates = candidates[candidates >= 0]  # faiss pads with -1 when fewer rows than asked exist
         if len(candidates) == 0:
             return candidates, np.zeros(0, dtype=np.float32)
         channel_scores = {}
         for name in weights:
             if name in self._dense:
-                channel_scores[name] = self._dense[name].reconstruct_batch(candidates) @ query[0]
+                channel_scores[name] = self._dense[name].score(query[0], candidates)
             elif name in lexical:
                 channel_scores[name] = _lookup(*lexical[name], candidates)
             else:  # scoring only: a binary search per word and candidate, not the word's whole posting list
@@ -438,34 +434,10 @@ class Index(_Documents):
 
     def search_vectors(
         self, queries: np.ndarray, *, k: int, allowed: np.ndarray | None = None, channel: str = "dense"
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Raw FAISS search of one dense channel: ``(scores, rows)`` of shape ``(len(queries), k)``.
-
-        Rows are -1 past the end: faiss pads when k exceeds the number of (allowed) vectors.
-        """
-        import faiss
-
-        params: Any = None
-        if allowed is not None:
-            selector = faiss.IDSelectorBatch(allowed)
-            ivf = _ivf(self._dense[channel])
-            if ivf is not None:  # an IVF index needs its own parameter type, or it forgets its nprobe
-                params = faiss.SearchParametersIVF(sel=selector, nprobe=ivf.nprobe)  # type: ignore[call-arg]
-            else:
-                params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
-        queries = np.ascontiguousarray(queries, dtype=np.float32)
-        if len(queries) > 1:
-            return self._dense[channel].search(queries, k, params=params)
-        # One query gains nothing from OpenMP's threads (FAISS parallelises over queries) and pays for them:
-        # measured 7.0 ms against 4.3 ms on one thread at 1M. The setting is per calling thread; restored after.
-        threads = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(1)
-        try:
-            return self._dense[channel].search(queries, k, params=params)
-        finally:
-            faiss.omp_set_num_threads(threads)
-
-    # ------------------------------------------------------------------ updating
+    ) -> list[Hits]:
+        """Raw vector search of one dense channel: for each of ``queries``, its best ``k`` rows and their scores
+        (fewer when fewer rows are held or ``allowed``; never padding)."""
+        return self._dense[channel].search(queries, k, allowed=allowed)
 
     def update(
         self,
