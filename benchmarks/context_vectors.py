@@ -19,7 +19,6 @@ import itertools
 import time
 from typing import Any
 
-import faiss
 import numpy as np
 from _common import SHARED, gold_rows, machine, ranks, summary, write
 
@@ -33,7 +32,7 @@ def parts(index: qa.Index, docs: list[qa.Document]) -> dict[str, np.ndarray]:
     """Sentence vectors, neighbours' sum, title vectors and window-text vectors of every row of ``index``."""
     encoder = get_encoder()
     n = len(index)
-    sentences = index._dense["dense"].reconstruct_n(0, n)
+    sentences = index.vector_store("dense").vectors(np.arange(n))
     doc = np.repeat(np.arange(len(docs)), [d.sentences for d in index.documents])
     same = doc[1:] == doc[:-1]
     neighbours = np.zeros_like(sentences)
@@ -67,17 +66,17 @@ def main() -> None:
         index = qa.Index.build(docs, progress=False)
         questions = [q for q in load_questions(questions_path) if q.answerable]
         vectors = encoder.encode_queries([q.question for q in questions])
-        sets.append((name, index, questions, vectors, gold_rows(index, questions), variants(parts(index, docs))))
+        made = parts(index, docs)
+        sets.append((name, docs, made["sentences"], questions, vectors, gold_rows(index, questions), variants(made)))
     base = qa.get_settings()
     results: dict[str, Any] = {}
-    for variant in sets[0][5]:
+    for variant in sets[0][6]:
         for weight in (0.25, 0.5):
             row = {}
-            for name, index, questions, vectors, gold, made in sets:
-                flat = faiss.IndexFlatIP(made[variant].shape[1])
-                flat.add(np.ascontiguousarray(made[variant], dtype=np.float32))
-                index._dense["dense_context"] = flat
-                index.settings = base.replace(weight_dense_context=weight)
+            for name, docs, sentences, questions, vectors, gold, made in sets:
+                # The same sentences and vectors, with this variant's context vectors in place of qa's own.
+                index = qa.Index.from_vectors(docs, sentences, context_vectors=made[variant],
+                                              settings=base.replace(weight_dense_context=weight))
                 row[name] = summary(ranks(index, questions, vectors, gold))
             key = f"{variant}, weight {weight}"
             results[key] = row

@@ -20,7 +20,6 @@ from _common import SHARED, machine, write
 
 import qa
 from qa.embedding import get_encoder
-from qa.index import _ivf
 
 
 def main() -> None:
@@ -39,12 +38,13 @@ def main() -> None:
         exact.add(np.ascontiguousarray(source[start:start + 100_000], dtype=np.float32))
     _, truth = exact.search(queries, 10)
     t0 = time.perf_counter()
-    _, approx = index.search_vectors(queries, k=10, channel="dense")
+    approx = index.search_vectors(queries, k=10, channel="dense")
     seconds = time.perf_counter() - t0
-    recall = float(np.mean([len(set(a) & set(t)) / 10 for a, t in zip(approx.tolist(), truth.tolist(), strict=True)]))
-    ivf = _ivf(index._dense["dense"])
+    recall = float(np.mean([len(set(a.rows.tolist()) & set(t)) / 10
+                            for a, t in zip(approx, truth.tolist(), strict=True)]))
+    store = index.vector_store("dense")
     result = {"index": str(args.index), "sentences": len(index), "queries": len(questions),
-              "faiss": index.manifest["channels"]["dense"]["faiss"], "nprobe": getattr(ivf, "nprobe", None),
+              "faiss": store.describe(), "nprobe": getattr(store, "nprobe", None),
               "recall_at_10": round(recall, 4), "search_ms_per_query": round(1000 * seconds / len(questions), 2)}
     print(result)
     write("recall.json", {"machine": machine(), "results": result})

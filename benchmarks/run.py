@@ -14,8 +14,7 @@ Parts:
   ``SentenceTransformer.encode`` on the same sentences with the same model (their ratio is the figure). The
   time inside qa's model calls is measured by wrapping ``qa.embedding.Encoder.encode_documents`` with a timer;
   the rest of the build is "outside the model". Sizes at or above ``--synthetic-from`` are not embedded: their
-  index is assembled from synthetic vectors through qa's internals (``Index._assemble``), and that assembly
-  time is reported, labelled.
+  index is made from synthetic vectors with ``qa.Index.from_vectors``, and that time is reported, labelled.
 * ``query``: ``qa.retrieve`` latency p50/p99 with the loaded ``Index`` passed, after a warm-up, over
   ``--queries`` real SQuAD questions; and the model's query encoding alone, to split model from search.
 * ``memory``: index bytes on disk per sentence, and resident memory per sentence after loading the index and
@@ -56,7 +55,6 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -266,49 +264,33 @@ def qa_build(corp: C.Corpus, path: Path) -> tuple[float, dict[str, float], int]:
 
 
 def synthetic_index(corp: C.Corpus, path: Path) -> dict[str, Any]:
-    """Assemble and save a qa index from a synthetic corpus's given spans and vectors (qa internals).
+    """Make and save a qa index from a synthetic corpus's given spans and vectors (``Index.from_vectors``).
 
-    The public API always embeds with the model; at this size that is out of reach on this machine, so the
-    index is put together with ``Index._assemble`` (what ``Index.build`` calls after embedding), exactly as a
-    build would, from synthetic vectors. Returns timings.
+    ``Index.build`` always embeds with the model; at this size that is out of reach on this machine, so the
+    index is made with ``qa.Index.from_vectors`` (what a build does once the model has given its vectors) from
+    synthetic vectors. Returns timings.
     """
-    import inspect
-
-    from qa import index as qindex
-    from qa.embedding import get_encoder
-
-    params = list(inspect.signature(qindex.Index._assemble).parameters)
-    expected = ["docs", "spans_per_doc", "sentences", "vectors", "encoder", "settings", "keys", "lexical"]
-    if params[: len(expected)] != expected:
-        raise RuntimeError(f"qa.index.Index._assemble changed its parameters to {params}; update synthetic_index")
     settings = qa.get_settings(progress=False)
-    encoder = get_encoder(settings)
     say(f"assembling synthetic index {path.name}: reading {corp.folder.name}")
     spans = np.load(corp.folder / "spans.npy")
-    docs, spans_per_doc = [], []
+    docs, given = [], {}
     bounds = np.flatnonzero(np.diff(spans[:, 0])) + 1
     groups = np.split(spans, bounds)
     for rec, grp in zip(C.synthetic_documents(corp), groups, strict=True):
         docs.append(qa.Document(rec["id"], rec["title"], rec["text"]))
-        spans_per_doc.append([(int(a), int(b)) for _, a, b in grp])
-    sentences = qindex._sentence_texts(docs, spans_per_doc)
-    vec = np.load(corp.folder / "vectors.npy", mmap_mode="r")
-    win = np.load(corp.folder / "window_vectors.npy", mmap_mode="r")
-    vectors = np.concatenate([vec, win]).astype(np.float32, copy=False)
-    del vec, win
+        given[rec["id"]] = [(int(a), int(b)) for _, a, b in grp]
+    vectors = np.load(corp.folder / "vectors.npy", mmap_mode="r")
+    windows = np.load(corp.folder / "window_vectors.npy", mmap_mode="r")
+    say(f"assembling synthetic index {path.name}: FAISS, BM25, SQLite for {len(vectors):,} sentences")
     t0 = time.perf_counter()
     # The given window vectors stand in for qa's context vectors (title + sentence + neighbours), which a
-    # build derives from the sentence vectors at no model cost.
-    doc_of = np.repeat(np.arange(len(docs)), [len(sp) for sp in spans_per_doc])
-    keys = qindex.sentence_keys(sentences, doc_of, [d.title for d in docs])
-    say(f"assembling synthetic index {path.name}: FAISS, BM25, SQLite for {len(sentences):,} sentences")
-    # A build makes the BM25 channels in a thread while the model embeds; with no model here, the thread runs
-    # while qa makes the FAISS indexes and tables (what a build does once the model is done), as in a re-add.
-    with ThreadPoolExecutor(max_workers=1) as helper:
-        lexical = helper.submit(qindex.channels, sentences, doc_of, [d.title for d in docs], qindex.WINDOW)
-        index = qindex.Index._assemble(docs, spans_per_doc, sentences, vectors, encoder, settings, keys, lexical)
+    # build derives from the sentence and title vectors at no model cost (the titles' would need the model).
+    index = qa.Index.from_vectors(docs, vectors, spans=given, context_vectors=windows, settings=settings)
     assemble_s = time.perf_counter() - t0
-    del vectors
+    # The spans are the corpus's own segmentation, which stands for the segmenter's: saved as the segmenter's
+    # so that the benchmarks can load the index (one whose spans are "given" is refused at load).
+    index.manifest["segmenter"] = qa.sentences.SEGMENTER
+    del vectors, windows
     t0 = time.perf_counter()
     index.save(path)
     save_s = time.perf_counter() - t0

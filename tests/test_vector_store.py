@@ -167,3 +167,69 @@ def test_an_index_saved_before_the_store_seam_loads_and_answers_as_a_new_build(t
     old.save(tmp_path / "again")
     for name in (VECTORS, CONTEXT_VECTORS):
         assert (tmp_path / "again" / name).read_bytes() == (path / name).read_bytes()
+
+
+# ------------------------------------------------------------------ Index.from_vectors
+
+FROM_VECTORS_DOCS = [
+    *FORMAT6_DOCS,
+    qa.Document("birds", "Birds", "Birds sing at dawn. Many birds fly south in winter."),
+    qa.Document("more-cats", "Cats", "Kittens play with string. Cats sleep for most of the day."),  # same title
+]
+QUESTIONS = ["Which pet purrs?", "When do birds sing?", "What do kittens play with?", "Who barks at strangers?"]
+
+
+def _model_vectors(docs: list[qa.Document]) -> np.ndarray:
+    from qa.embedding import get_encoder
+
+    return get_encoder().encode_documents([d.text[a:b] for d in docs for a, b in qa.sentences.split(d.text)])
+
+
+def test_from_vectors_with_the_models_own_vectors_answers_as_build() -> None:
+    built = qa.Index.build(FROM_VECTORS_DOCS)
+    given = qa.Index.from_vectors(FROM_VECTORS_DOCS, _model_vectors(FROM_VECTORS_DOCS))
+    rows = np.arange(len(built))
+    assert len(given) == len(built) == 9
+    for channel in ("dense", "dense_context"):
+        np.testing.assert_array_equal(given.vector_store(channel).vectors(rows),
+                                      built.vector_store(channel).vectors(rows))
+    for question in QUESTIONS:
+        got, want = given.search(question, k=5), built.search(question, k=5)
+        assert [(p.doc_id, p.start, p.end, p.text) for p in got] == [(p.doc_id, p.start, p.end, p.text) for p in want]
+        assert [p.score for p in got] == pytest.approx([p.score for p in want], abs=1e-6)
+    same = {key for key in built.manifest if key != "created"}
+    assert {key: given.manifest[key] for key in same} == {key: built.manifest[key] for key in same}
+
+
+def test_from_vectors_takes_given_context_and_title_vectors() -> None:
+    docs = FORMAT6_DOCS
+    vectors = _model_vectors(docs)
+    context = _unit(len(vectors), dim=vectors.shape[1], seed=9)
+    index = qa.Index.from_vectors(docs, vectors, context_vectors=context)
+    np.testing.assert_array_equal(index.vector_store("dense_context").vectors(np.arange(len(vectors))), context)
+    titles = _unit(len(docs), dim=vectors.shape[1], seed=10)
+    by_titles = qa.Index.from_vectors(docs, vectors, title_vectors=titles)
+    # the first sentence of "cats": 1.5 x its title + itself + its next neighbour, unit length
+    expected = 1.5 * titles[0] + vectors[0] + vectors[1]
+    np.testing.assert_allclose(by_titles.vector_store("dense_context").vectors(np.array([0]))[0],
+                               expected / np.linalg.norm(expected), atol=1e-6)
+
+
+def test_from_vectors_with_given_spans_records_them_and_is_refused_at_load(tmp_path: Path) -> None:
+    doc = qa.Document("a", "A", "One two. Three four.")
+    vectors = _unit(1, dim=384)
+    index = qa.Index.from_vectors([doc], vectors, spans={"a": [(0, len(doc.text))]})
+    assert len(index) == 1 and index.passage(0, 0.0).text == doc.text
+    assert index.manifest["segmenter"] == {"name": "given"}
+    index.save(tmp_path / "idx")
+    with pytest.raises(qa.IndexMismatchError, match="given"):
+        qa.Index.load(tmp_path / "idx")
+
+
+def test_from_vectors_refuses_vectors_of_the_wrong_shape_saying_what_it_needs() -> None:
+    with pytest.raises(qa.QAError, match=r"vectors has shape \(2, 384\); give 5 x 384: one per sentence"):
+        qa.Index.from_vectors(FORMAT6_DOCS, _unit(2, dim=384))
+    with pytest.raises(qa.QAError, match=r"title_vectors has shape \(1, 384\); give 2 x 384: one per document"):
+        qa.Index.from_vectors(FORMAT6_DOCS, _unit(5, dim=384), title_vectors=_unit(1, dim=384))
+    with pytest.raises(qa.ArgumentError, match="numeric array"):
+        qa.Index.from_vectors(FORMAT6_DOCS, "not vectors")  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""The index: sentence vectors in FAISS plus the documents and sentence offsets they point into.
+"""The index: sentence vectors in a vector store (FAISS files) plus the documents and sentence offsets they point into.
 
 On disk an index is one directory::
 
@@ -20,15 +20,16 @@ drift from the text it points into. Nothing is pickled.
 
 The package, by what each part holds:
 
-    index.py         the Index object: search, rank, save, load, update
+    index.py         the Index object: search, rank, save, load, update, from_vectors
     passages.py      the documents an index holds and the passages it returns
     results.py       Passage, DocumentInfo, IndexUpdate
-    build.py         splitting, embedding (with the cache of an older index), assembling, updating
+    build.py         splitting, embedding (with the cache of an older index), given vectors, assembling
     tables.py        SQLite tables, offset and key arrays, sentence and window keys, context vectors
     manifest.py      the manifest's text and whether settings can use an index (format, model, segmenter)
     files.py         writing, checking (SHA-256 and size) and opening an index's files
     storage.py       the folder: what a save may replace, locks, the atomic swap, reading the manifest
-    stores/faiss.py  FAISS indexes (flat, IVF with scalar codes, codes alone) and their nprobe
+    stores/base.py   the VectorStore protocol: where the dense channels' vectors live
+    stores/faiss.py  its FAISS implementation (flat, IVF with scalar codes, codes alone) and nprobe
 
 Every name below is importable from ``qa.index`` as before the split.
 """

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,8 +17,8 @@ import numpy as np
 from .. import sentences as _sentences
 from ..checks import check_doc_ids, check_sources
 from ..config import Settings
-from ..documents import Document, SourceFailure, content_hash, read_sources
-from ..errors import QAError
+from ..documents import Document, SourceFailure, content_hash, load_sources, read_sources
+from ..errors import ArgumentError, QAError
 from ..lexical import TOKENIZER, Lexical, channels
 from ..limits import Limits
 from .manifest import FORMAT_VERSION, _now
@@ -317,3 +317,60 @@ def update(
     if index.path is not None:
         new.save(index.path)
     return IndexUpdate(new, added, replaced, unchanged, removed, failures, embedded)
+
+
+def from_vectors(
+    cls: type[Index],
+    documents: Iterable[Document],
+    vectors: np.ndarray,
+    *,
+    spans: Mapping[str, Sequence[tuple[int, int]]] | None,
+    title_vectors: np.ndarray | None,
+    context_vectors: np.ndarray | None,
+    settings: Settings,
+) -> Index:
+    """:meth:`Index.from_vectors`: split as a build does (or by ``spans``), take the given vectors, assemble."""
+    from ..embedding import get_encoder
+
+    docs = load_sources(check_sources(documents), max_bytes=int(settings.max_file_mb * 1024 * 1024),
+                        limits=Limits().resolved(settings))  # as Index.build reads them
+    spans_per_doc = [_sentences.split(d.text) for d in docs] if spans is None else \
+        [[(int(a), int(b)) for a, b in spans[d.doc_id]] for d in docs]
+    sentences = _sentence_texts(docs, spans_per_doc)
+    n = len(sentences)
+    encoder = get_encoder(settings)
+    dim = encoder.dimension
+    vectors = _given(vectors, (n, dim), "vectors", f"one per sentence of the documents ({n}), {dim}-d as "
+                     f"{encoder.spec.name} makes them")
+    doc_of = np.repeat(np.arange(len(docs)), [len(sp) for sp in spans_per_doc])
+    titles = [d.title for d in docs]
+    keys = sentence_keys(sentences, doc_of, titles)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qa-bm25") as helper:
+        lexical = helper.submit(channels, sentences, doc_of, titles, WINDOW)
+        if context_vectors is not None:
+            context = _given(context_vectors, (n, dim), "context_vectors", f"one per sentence ({n}), {dim}-d")
+        else:
+            if title_vectors is None:  # one model call per distinct title, as a build makes
+                where = {t: i for i, t in enumerate(dict.fromkeys(titles))}
+                made = encoder.encode_documents(list(where), progress=False)
+                title_vectors = made[np.array([where[t] for t in titles], dtype=np.int64)]
+            title_vectors = _given(title_vectors, (len(docs), dim), "title_vectors",
+                                   f"one per document ({len(docs)}), {dim}-d")
+            context = _context_vectors(vectors, doc_of, np.arange(n), title_vectors[doc_of])
+        both = np.concatenate([vectors, context])
+        del context
+        index = assemble(cls, docs, spans_per_doc, sentences, both, encoder, settings, keys, lexical)
+    if spans is not None:
+        index.manifest["segmenter"] = {"name": "given"}
+    return index
+
+
+def _given(values: object, shape: tuple[int, int], what: str, expected: str) -> np.ndarray:
+    """``values`` as a float32 array of ``shape``, or a :class:`QAError` saying what was expected."""
+    try:
+        array = np.asarray(values, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"{what} must be a numeric array ({expected}), not {type(values).__name__}") from None
+    if array.shape != shape:
+        raise QAError(f"{what} has shape {array.shape}; give {shape[0]} x {shape[1]}: {expected}")
+    return array

@@ -33,9 +33,8 @@ from .tables import _find, _Sorted, _sorted
 from .threads import _workers
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future
 
-    from ..embedding import Encoder, OnnxEncoder
+    pass
 
 log = logging.getLogger("qa.index")
 
@@ -51,7 +50,8 @@ _LOADS = threading.Lock()
 
 
 class Index(_Documents):
-    """A searchable set of documents: FAISS vectors over their sentences, with exact offsets.
+    """A searchable set of documents: their sentences' vectors (a :class:`VectorStore` per dense channel), BM25
+    and exact offsets.
 
     Build one with :meth:`build`, open a saved one with :meth:`load`.
 
@@ -112,6 +112,10 @@ class Index(_Documents):
     def dimension(self) -> int:
         return int(self.manifest["model"]["dimension"])
 
+    def vector_store(self, channel: str = "dense") -> VectorStore:
+        """The vectors of a dense channel (``dense``: the sentences', ``dense_context``: their contexts')."""
+        return self._dense[channel]
+
     def __len__(self) -> int:
         """Number of sentences."""
         return len(self._spans)
@@ -166,6 +170,45 @@ class Index(_Documents):
         return index
 
     @classmethod
+    def from_vectors(
+        cls,
+        documents: Iterable[Document],
+        vectors: np.ndarray,
+        *,
+        spans: Mapping[str, Sequence[tuple[int, int]]] | None = None,
+        title_vectors: np.ndarray | None = None,
+        context_vectors: np.ndarray | None = None,
+        settings: Settings | None = None,
+    ) -> Index:
+        """An index over ``documents`` with the sentence vectors given, not computed: what :meth:`build` makes
+        when the model gives ``vectors`` (vectors made elsewhere, or synthetic ones for benchmarks).
+
+        Args:
+            documents: :class:`~qa.Document` objects, split into sentences as :meth:`build` splits them.
+            vectors: one unit-length vector per sentence, document after document, in order (n x dimension of
+                the settings' model, which still encodes the questions).
+            spans: sentence spans by document id instead of the segmenter (as in :meth:`build`).
+            title_vectors: one vector per document for its title (default: the model embeds the titles).
+            context_vectors: one per sentence to use as is (default: derived as a build derives them, from the
+                sentence, its neighbours and its title).
+            settings: as in :meth:`build`.
+
+        Raises:
+            QAError: an array has the wrong shape (the message gives the one expected).
+
+        Example:
+            >>> import qa
+            >>> from qa.embedding import get_encoder
+            >>> docs = [qa.Document("pets", "Pets", "Cats purr. Dogs bark.")]
+            >>> vectors = get_encoder().encode_documents(["Cats purr.", "Dogs bark."])
+            >>> idx = qa.Index.from_vectors(docs, vectors)
+            >>> idx.search("Which animal barks?", k=1)[0].text
+            'Dogs bark.'
+        """
+        return _build.from_vectors(cls, documents, vectors, spans=spans, title_vectors=title_vectors,
+                                   context_vectors=context_vectors, settings=check_settings(settings) or get_settings())
+
+    @classmethod
     def _from_documents(
         cls,
         docs: Sequence[Document],
@@ -196,21 +239,6 @@ class Index(_Documents):
                 out[col * n + hit] = self._dense[channel].vectors(at[hit])
                 filled[col * n + hit] = True
         return filled
-
-    @classmethod
-    def _assemble(
-        cls,
-        docs: Sequence[Document],
-        spans_per_doc: Sequence[Sequence[tuple[int, int]]],
-        sentences: Sequence[str],
-        vectors: np.ndarray,
-        encoder: Encoder | OnnxEncoder,
-        settings: Settings,
-        keys: np.ndarray,
-        lexical: Future[tuple[Lexical, Lexical]],
-    ) -> Index:
-        """The index over given sentence and context ``vectors`` (2n rows) (:func:`qa.index.build.assemble`)."""
-        return _build.assemble(cls, docs, spans_per_doc, sentences, vectors, encoder, settings, keys, lexical)
 
     # ------------------------------------------------------------------ saving and loading
 
