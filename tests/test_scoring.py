@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -87,6 +88,7 @@ def _train_script() -> ModuleType:
     spec = importlib.util.spec_from_file_location("train_scorer", ROOT / "benchmarks" / "train_scorer.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("train_scorer", module)  # dataclasses look their module up while being defined
     spec.loader.exec_module(module)
     return module
 

@@ -139,7 +139,7 @@ def trigger_features(features: np.ndarray, scores: np.ndarray, order: np.ndarray
         >>> from qa.scoring.model import TRIGGER_FEATURES, trigger_features
         >>> x = np.zeros((2, len(FEATURES)))
         >>> t = trigger_features(x, np.array([2.0, 0.5]), np.array([0, 1]))
-        >>> t[TRIGGER_FEATURES.index("top_gap")]
+        >>> float(t[TRIGGER_FEATURES.index("top_gap")])
         1.5
     """
     top = int(order[0])
