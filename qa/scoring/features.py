@@ -1,0 +1,207 @@
+"""Per-candidate features of the learned answer scorer (pure numpy, no model, no index).
+
+A question's candidates come with the four channels' scores (:data:`CHANNELS`, each on its absolute scale:
+cosine similarity, or BM25 as a share of the most a sentence could score for the question) and their
+sentence texts. :func:`features` turns them into one row of :data:`FEATURES` per candidate: each channel's
+score, its distance to the best candidate's and its log rank; the question's profile (how well anything
+matches at all); answer-type cues; sentence length and label shape. Nothing about a sentence's position in
+its document or the document's length is used: those say more about how a data set was made than about
+whether a sentence answers.
+
+Example:
+    >>> import numpy as np
+    >>> from qa.scoring.features import CHANNELS, FEATURES, features
+    >>> scores = {c: np.array([0.9, 0.2]) for c in CHANNELS}
+    >>> x = features("When did it end?", scores, ["It ended in 2021.", "OWNERSHIP"])
+    >>> x.shape == (2, len(FEATURES)), x[:, FEATURES.index("when_date")].tolist()
+    (True, [1.0, 0.0])
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+__all__ = [
+    "CHANNELS",
+    "FEATURES",
+    "FUSION_WEIGHTS",
+    "answer_cues",
+    "features",
+    "is_label",
+    "question_type",
+]
+
+#: The retrieval channels whose scores the scorer reads, in feature order.
+CHANNELS = ("bm25", "bm25_context", "dense", "dense_context")
+
+#: The default fixed fusion weights (qa.config): their fused score is one feature among the others.
+FUSION_WEIGHTS = {"bm25": 1.0, "bm25_context": 0.5, "dense": 0.25, "dense_context": 0.25}
+
+#: Question types recognised by :func:`question_type`, most specific first.
+QUESTION_TYPES = ("how many", "how much", "who", "when", "where", "what", "which", "why", "how")
+
+_CUES = ("when_date", "howmany_num", "who_name", "where_name")
+
+#: Names of the feature columns :func:`features` returns, in order (a shipped scorer must list the same).
+FEATURES: tuple[str, ...] = (
+    *(f"{c}{suffix}" for c in CHANNELS for suffix in ("", "_rel", "_lrank")),
+    "fused",
+    "fused_rel",
+    "q_maxdense",
+    "q_maxbm25",
+    "q_len",
+    "s_loglen",
+    "s_label",
+    *_CUES,
+    # Interactions that let a linear model trust meaning more when the question shares few words with anything.
+    "dense_x_lexgap",
+    "bm25_x_lex",
+    "dense_context_x_lexgap",
+    "dense_rel_x_lexgap",
+)
+
+_YEAR = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})\b")
+_MONTH = re.compile(
+    r"\b(January|February|March|April|May|June|July|August|September|October|November|December|century|decade)\b"
+)
+_NUMBER = re.compile(
+    r"\b\d[\d,.]*\b|\b(one|two|three|four|five|six|seven|eight|nine|ten|hundred|thousand|million|billion)\b", re.I
+)
+# A capitalised word that does not start the text or a sentence: a name, roughly.
+_NAME = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-z]+")
+_FINAL = re.compile(r"[.!?][\'\")\]]*$")
+_NUMBERED_HEADING = re.compile(r"^(\d+(\.\d+)*\.?|[IVXLC]+\.|[A-Z]\.)\s+[A-Z][A-Z\s&,'-]*\.?$")
+_LOWER = re.compile(r"[a-z]")
+_WORD = re.compile(r"\w+")
+
+
+def is_label(text: str) -> bool:
+    """Whether ``text`` is shaped like a heading or label rather than a sentence that can answer.
+
+    A label is short (at most 6 words) with no final punctuation, or all capitals (at most 10 words), or a
+    numbered capitalised heading, or has no lower-case letter at all (numbers, codes). Such text is never the
+    cited answer.
+
+    Example:
+        >>> from qa.scoring.features import is_label
+        >>> is_label("4. OWNERSHIP."), is_label("DISCLAIMER OF WARRANTY."), is_label("Table 3")
+        (True, True, True)
+        >>> is_label("12,400 (2019)"), is_label("The delegation was led by Senator Graham.")
+        (True, False)
+    """
+    s = text.strip()
+    words = s.split()
+    if len(words) <= 6 and not _FINAL.search(s):
+        return True
+    if s.isupper() and len(words) <= 10:
+        return True
+    if _NUMBERED_HEADING.match(s):
+        return True
+    return not _LOWER.search(s)
+
+
+def question_type(question: str) -> str:
+    """The first :data:`QUESTION_TYPES` word in ``question`` (lower-cased), or ``"other"``.
+
+    Example:
+        >>> from qa.scoring.features import question_type
+        >>> question_type("How many people live there?"), question_type("Who led it?"), question_type("Paris?")
+        ('how many', 'who', 'other')
+    """
+    q = question.lower()
+    for t in QUESTION_TYPES:
+        if re.search(r"\b" + t + r"\b", q):
+            return t
+    return "other"
+
+
+def answer_cues(question: str, text: str) -> dict[str, float]:
+    """Answer-type cues: whether ``text`` holds the kind of thing ``question`` asks for.
+
+    ``when_date`` (a when-question and a year or month), ``howmany_num`` (how many/much and a number),
+    ``who_name`` and ``where_name`` (who/where and a capitalised word inside the sentence).
+
+    Example:
+        >>> from qa.scoring.features import answer_cues
+        >>> answer_cues("How many troops stayed?", "About 2,500 troops stayed.")["howmany_num"]
+        1.0
+        >>> answer_cues("Who visited?", "the senator from Ohio visited.")["who_name"]
+        1.0
+        >>> answer_cues("When did it end?", "It ended.")["when_date"]
+        0.0
+    """
+    t = question_type(question)
+    return {
+        "when_date": float(t == "when" and bool(_YEAR.search(text) or _MONTH.search(text))),
+        "howmany_num": float(t in ("how many", "how much") and bool(_NUMBER.search(text))),
+        "who_name": float(t == "who" and bool(_NAME.search(text))),
+        "where_name": float(t == "where" and bool(_NAME.search(text))),
+    }
+
+
+def features(question: str, scores: Mapping[str, np.ndarray], texts: Sequence[str]) -> np.ndarray:
+    """The feature matrix of a question's candidates: shape ``(len(texts), len(FEATURES))``, float64.
+
+    Args:
+        question: the question text.
+        scores: each of :data:`CHANNELS`' scores of the candidates (arrays of ``len(texts)``).
+        texts: the candidates' sentence texts.
+
+    Raises:
+        ValueError: a channel is missing or its scores do not match the number of texts.
+
+    Example:
+        >>> import numpy as np
+        >>> from qa.scoring.features import CHANNELS, FEATURES, features
+        >>> x = features("Who?", {c: np.array([0.5, 0.1]) for c in CHANNELS}, ["Ann came.", "Bob left."])
+        >>> x[:, FEATURES.index("dense_rel")].tolist(), x[:, FEATURES.index("dense_lrank")].round(3).tolist()
+        ([0.0, -0.4], [0.0, 0.693])
+    """
+    n = len(texts)
+    missing = [c for c in CHANNELS if c not in scores]
+    if missing:
+        raise ValueError(f"channel scores {missing} are missing; give all of {list(CHANNELS)}")
+    s = {c: np.asarray(scores[c], dtype=np.float64).reshape(-1) for c in CHANNELS}
+    wrong = {c: len(v) for c, v in s.items() if len(v) != n}
+    if wrong:
+        raise ValueError(f"channel scores of lengths {wrong} do not match the {n} candidate texts")
+    if n == 0:
+        return np.zeros((0, len(FEATURES)), dtype=np.float64)
+    cols: dict[str, np.ndarray] = {}
+    for c in CHANNELS:
+        cols[c] = s[c]
+        cols[f"{c}_rel"] = s[c] - s[c].max()
+        cols[f"{c}_lrank"] = np.log1p(_ranks(s[c]))
+    fused = np.zeros(n, dtype=np.float64)
+    for c in CHANNELS:
+        fused += FUSION_WEIGHTS[c] * s[c]
+    fused /= sum(FUSION_WEIGHTS.values())
+    cols["fused"] = fused
+    cols["fused_rel"] = fused - fused.max()
+    max_bm25 = float(s["bm25"].max())
+    cols["q_maxdense"] = np.full(n, s["dense"].max())
+    cols["q_maxbm25"] = np.full(n, max_bm25)
+    cols["q_len"] = np.full(n, math.log1p(len(_WORD.findall(question))))
+    cols["s_loglen"] = np.log1p(np.array([len(t) for t in texts], dtype=np.float64))
+    cols["s_label"] = np.array([float(is_label(t)) for t in texts])
+    cues = [answer_cues(question, t) for t in texts]
+    for name in _CUES:
+        cols[name] = np.array([c[name] for c in cues])
+    gap = 1.0 - max_bm25
+    cols["dense_x_lexgap"] = s["dense"] * gap
+    cols["bm25_x_lex"] = s["bm25"] * max_bm25
+    cols["dense_context_x_lexgap"] = s["dense_context"] * gap
+    cols["dense_rel_x_lexgap"] = cols["dense_rel"] * gap
+    return np.column_stack([cols[name] for name in FEATURES])
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """0-based rank of each value, best (highest) first; ties keep the earlier candidate first."""
+    order = np.argsort(-values, kind="stable")
+    ranks = np.empty(len(values), dtype=np.float64)
+    ranks[order] = np.arange(len(values), dtype=np.float64)
+    return ranks
