@@ -1,8 +1,8 @@
 """Candidates of one question and their four channel scores, gathered exactly as ``Index.rank`` gathers them.
 
 This is the only module of :mod:`qa.scoring` that reaches into :class:`~qa.index.Index` internals
-(``_lexical_scores``, ``_dense_proposals``, ``_proposing``, ``_pool``, ``_dense``, ``_lexical``): keep it small,
-so that it alone needs re-pointing when the index module changes shape.
+(``_lexical_scores``, ``_dense_proposals``, ``_proposing``, ``_pool``, ``_dense`` (its vector stores),
+``_lexical``): keep it small, so that it alone needs re-pointing when the index module changes shape.
 """
 
 from __future__ import annotations
@@ -65,13 +65,12 @@ def gather(
             rows, values = lexical[name]
             proposals.append(rows if len(rows) <= pool else rows[np.argpartition(-values, pool - 1)[:pool]])
     candidates = np.unique(np.concatenate(proposals)) if proposals else np.zeros(0, dtype=np.int64)
-    candidates = candidates[candidates >= 0]  # faiss pads with -1 when fewer rows than asked exist
     scores: dict[str, np.ndarray] = {}
     for name in CHANNELS:
         if len(candidates) == 0:
             scores[name] = np.zeros(0, dtype=np.float32)
         elif name in index._dense:
-            scores[name] = index._dense[name].reconstruct_batch(candidates) @ query[0]
+            scores[name] = index._dense[name].score(query[0], candidates)
         elif name in lexical:
             scores[name] = _lookup(*lexical[name], candidates)
         else:  # a channel that did not propose (zero weight, or scoring-only past the exact size)
