@@ -18,7 +18,7 @@ import pytest
 from browser_support import CHROMIUM, CHROMIUM_ARGS
 
 import qa
-from qa import ui
+from qa import web
 
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "screenshot.png"
 
@@ -45,8 +45,8 @@ def _free_port() -> int:
 
 
 def _serve(index: str | Path | qa.Index | None, settings: qa.Settings) -> tuple[Any, str]:
-    app = ui.build_app(index=index, settings=settings)
-    return app, ui.launch(app, port=_free_port(), settings=settings, block=False, quiet=True)
+    app = web.build_app(index=index, settings=settings)
+    return app, web.launch(app, port=_free_port(), settings=settings, block=False, quiet=True)
 
 
 @pytest.fixture(scope="module")

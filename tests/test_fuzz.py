@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import qa
-from qa import ui
+from qa import web
 from qa.answer import NOT_FOUND
 from qa.conversation import read_question
 from qa.documents import load_sources
@@ -163,10 +163,10 @@ def test_any_question_gets_an_answer_with_exact_citations_or_a_clear_refusal(ind
         position = at + len(passage.text)
     for passage in answer.closest:
         _assert_exact(index, passage)
-    turn = ui.Turn(read_question(question, []), answer)
-    _assert_inert(ui.render_question(question))
-    _assert_inert(ui.render_answer(answer, turn=1, reading=turn.reading))
-    _assert_inert(ui.render_sources([turn]))
+    turn = web.Turn(read_question(question, []), answer)
+    _assert_inert(web.render_question(question))
+    _assert_inert(web.render_answer(answer, turn=1, reading=turn.reading))
+    _assert_inert(web.render_sources([turn]))
 
 
 @BOUNDED
@@ -181,7 +181,7 @@ def test_a_conversation_of_any_questions_reads_and_renders_safely(
         assert len(reading.query) <= limit  # a follow-up never turns an accepted question into a refused one
     answer = _ask(index, reading.query)
     if answer is not None:
-        _assert_inert(ui.render_answer(answer, turn=len(history) + 1, reading=reading))
+        _assert_inert(web.render_answer(answer, turn=len(history) + 1, reading=reading))
 
 
 @pytest.mark.parametrize("question", ["\ud800", "who \udfff is it?", "a\ud83dcats"])
@@ -253,7 +253,7 @@ def test_any_documents_index_with_exact_offsets_or_are_refused_clearly(docs: lis
     for passage in passages:
         _assert_exact(index, passage)
         shown = qa.Answer(question, NOT_FOUND, False, [], [passage])
-        _assert_inert(ui.render_sources([ui.Turn(read_question(question, []), shown)]))
+        _assert_inert(web.render_sources([web.Turn(read_question(question, []), shown)]))
 
 
 @BOUNDED
@@ -300,8 +300,8 @@ def _free_port() -> int:
 def server(index: qa.Index, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The app serving the hostile documents (127.0.0.1, free port, stopped at the end of the module)."""
     settings_ = qa.get_settings(feedback_dir=tmp_path_factory.mktemp("feedback"))
-    app = ui.build_app(index=index, settings=settings_)
-    url = ui.launch(app, port=_free_port(), settings=settings_, block=False, quiet=True)
+    app = web.build_app(index=index, settings=settings_)
+    url = web.launch(app, port=_free_port(), settings=settings_, block=False, quiet=True)
     yield url
     app.close()
 

@@ -25,9 +25,11 @@ import pytest
 from browser_support import CHROMIUM, CHROMIUM_ARGS
 
 import qa
-from qa import ui
+from qa import web
 from qa.conversation import read_question
 from qa.documents import safe_filename
+from qa.web.feedback import record_feedback
+from qa.web.server import check_exposure
 
 ROOT = Path(__file__).resolve().parents[1]
 PAYLOAD = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
@@ -56,8 +58,8 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @contextlib.contextmanager
 def _served(index: Path, settings: qa.Settings) -> Iterator[tuple[Any, str]]:
     """The app on ``index``, launched as ``qa serve`` would (default host), stopped on exit."""
-    app = ui.build_app(index=index, settings=settings)
-    url = ui.launch(app, port=_free_port(), settings=settings, block=False, quiet=True)
+    app = web.build_app(index=index, settings=settings)
+    url = web.launch(app, port=_free_port(), settings=settings, block=False, quiet=True)
     try:
         yield app, url
     finally:
@@ -116,29 +118,29 @@ def test_a_non_local_address_without_a_login_is_refused(host: str, monkeypatch: 
     monkeypatch.delenv("QA_AUTH_FILE", raising=False)
     settings = qa.get_settings()
     with pytest.raises(qa.ConfigError, match=r"without a login.*QA_AUTH.*--allow-public"):
-        ui.serve(host=host, settings=settings)  # refused before any index, model or socket is touched
+        web.serve(host=host, settings=settings)  # refused before any index, model or socket is touched
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "::1", "[::1]"])
 def test_loopback_addresses_need_no_login(host: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("QA_AUTH", raising=False)
     monkeypatch.delenv("QA_AUTH_FILE", raising=False)
-    assert ui._check_exposure(qa.get_settings(host=host), allow_public=False) == {}
+    assert check_exposure(qa.get_settings(host=host), allow_public=False) == {}
 
 
 def test_a_non_local_address_is_allowed_with_a_login_or_on_purpose(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("QA_AUTH_FILE", raising=False)
     monkeypatch.setenv("QA_AUTH", "alice:s3cret")
-    assert ui._check_exposure(qa.get_settings(host="0.0.0.0"), allow_public=False) == {"alice": "s3cret"}
+    assert check_exposure(qa.get_settings(host="0.0.0.0"), allow_public=False) == {"alice": "s3cret"}
     monkeypatch.delenv("QA_AUTH")
-    assert ui._check_exposure(qa.get_settings(host="0.0.0.0"), allow_public=True) == {}
+    assert check_exposure(qa.get_settings(host="0.0.0.0"), allow_public=True) == {}
 
 
 def test_nothing_is_fetched_from_the_network_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     """No model download and no Gradio telemetry unless asked for (the app may run with no network at all)."""
     monkeypatch.delenv("QA_ALLOW_DOWNLOAD", raising=False)
     assert qa.get_settings().allow_download is False
-    assert os.environ.get("GRADIO_ANALYTICS_ENABLED") == "False"  # set by qa.ui before gradio is imported
+    assert os.environ.get("GRADIO_ANALYTICS_ENABLED") == "False"  # set by qa.web before gradio is imported
 
 
 # ------------------------------------------------------------------------------------------ login
@@ -148,7 +150,7 @@ def test_credentials_are_never_taken_from_the_command_line(capsys: pytest.Captur
     from qa import cli
 
     helps = []
-    for run in (lambda: ui.main(["--help"]), lambda: cli.main(["serve", "--help"])):
+    for run in (lambda: web.main(["--help"]), lambda: cli.main(["serve", "--help"])):
         with pytest.raises(SystemExit):
             run()
         helps.append(capsys.readouterr().out)
@@ -305,11 +307,11 @@ def test_the_feedback_log_is_owner_only(tmp_path: Path) -> None:
     """The thumbs up/down log holds the questions people asked: 0600, in a 0700 folder it creates."""
     passage = qa.Passage("Cats purr.", 0.9, "cats", "Cats", 0, 0, 10, "Cats purr.", 0, 10)
     answer = qa.Answer("Which pet purrs?", "Cats purr. [1]", True, [passage], [])
-    turn = ui.Turn(read_question("Which pet purrs?", []), answer)
+    turn = web.Turn(read_question("Which pet purrs?", []), answer)
     old = os.umask(0)
     try:
         log = tmp_path / "feedback" / "feedback.jsonl"
-        ui._record_feedback(log, turn, "up", qa.Index.build(DOCS))
+        record_feedback(log, turn, "up", qa.Index.build(DOCS))
     finally:
         os.umask(old)
     assert json.loads(log.read_text(encoding="utf-8"))["verdict"] == "up"

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import qa
-from qa import ui
+from qa import web
 from qa.conversation import read_question
 
 pytestmark = [
@@ -65,7 +65,7 @@ def _tags(fragment: str) -> set[str]:
 
 
 def test_a_question_is_shown_escaped() -> None:
-    shown = ui.render_question(PAYLOAD + " and *stars*\nsecond line")
+    shown = web.render_question(PAYLOAD + " and *stars*\nsecond line")
     assert "<img" not in shown and "<script" not in shown
     assert html.escape(PAYLOAD, quote=True) in shown
     assert "<br>" in shown  # line breaks kept, as markup of our own
@@ -73,7 +73,7 @@ def test_a_question_is_shown_escaped() -> None:
 
 def test_answer_markers_link_to_their_sources() -> None:
     a = _found(_passage("Gentry Beach led the delegation."), _passage("They discussed trade."))
-    shown = ui.render_answer(a, turn=3, sentences={"doc": 33})
+    shown = web.render_answer(a, turn=3, sentences={"doc": 33})
     links = re.findall(r'<a class="qa-cite" href="#(src-\d+-\d+)"[^>]*>\[(\d)\]</a>', shown)
     assert links == [("src-3-1", "1"), ("src-3-2", "2")]
     assert "sentence 5 of 33" in shown  # 0-based position 4, shown 1-based in the marker's tooltip
@@ -82,7 +82,7 @@ def test_answer_markers_link_to_their_sources() -> None:
 
 def test_document_markup_in_an_answer_is_escaped() -> None:
     a = _found(_passage(f"Evil {PAYLOAD} [1] text.", title=f"Title {PAYLOAD}"))
-    shown = ui.render_answer(a, turn=1)
+    shown = web.render_answer(a, turn=1)
     assert _tags(shown) <= {"div", "a"}
     assert html.escape(PAYLOAD, quote=True) in shown
     # The literal "[1]" inside the sentence is text; only the marker after the sentence is a link.
@@ -91,21 +91,21 @@ def test_document_markup_in_an_answer_is_escaped() -> None:
 
 def test_a_declined_answer_cites_nothing() -> None:
     a = _not_found(_passage("Close but not it."))
-    shown = ui.render_answer(a, turn=2)
+    shown = web.render_answer(a, turn=2)
     assert "do not answer" in shown
     assert "qa-cite" not in shown and "src-2-" not in shown
 
 
 def test_a_followup_says_what_was_searched() -> None:
     reading = read_question("and when?", ["Who did Interior Minister Mohsin Naqvi meet?"])
-    shown = ui.render_answer(_found(_passage("In June.")), turn=2, reading=reading)
+    shown = web.render_answer(_found(_passage("In June.")), turn=2, reading=reading)
     assert "follow-up" in shown and "Mohsin Naqvi" in shown
 
 
 def test_sources_highlight_the_cited_sentence_in_its_context() -> None:
     p = _passage("The cited sentence.", before="First <b>one</b>. ", after=" Last one.")
-    turn = ui.Turn(read_question("q?", []), _found(p))
-    shown = ui.render_sources([turn], sentences={"doc": 10})
+    turn = web.Turn(read_question("q?", []), _found(p))
+    shown = web.render_sources([turn], sentences={"doc": 10})
     assert 'id="src-1-1"' in shown
     assert '<mark class="qa-cited">The cited sentence.</mark>' in shown
     assert "First &lt;b&gt;one&lt;/b&gt;. " in shown and " Last one." in shown
@@ -114,10 +114,10 @@ def test_sources_highlight_the_cited_sentence_in_its_context() -> None:
 
 def test_sources_of_a_declined_answer_are_labelled_as_not_answering() -> None:
     turns = [
-        ui.Turn(read_question("q1?", []), _found(_passage("Evidence."))),
-        ui.Turn(read_question(OFF_TOPIC, []), _not_found(_passage("Nearest."))),
+        web.Turn(read_question("q1?", []), _found(_passage("Evidence."))),
+        web.Turn(read_question(OFF_TOPIC, []), _not_found(_passage("Nearest."))),
     ]
-    shown = ui.render_sources(turns)
+    shown = web.render_sources(turns)
     newest, older = shown.split('id="turn-1"')
     assert 'id="turn-2"' in newest and "do not answer" in newest and "Nearest." in newest
     assert "qa-badge" not in newest and "src-2-" not in newest  # no numbered citation for a declined answer
@@ -126,17 +126,21 @@ def test_sources_of_a_declined_answer_are_labelled_as_not_answering() -> None:
 
 def test_sources_escape_questions_titles_and_text() -> None:
     p = _passage(f"Text {PAYLOAD}.", before=f"{PAYLOAD} ", after=f" {PAYLOAD}", title=PAYLOAD)
-    turns = [ui.Turn(read_question(PAYLOAD, []), _found(p)), ui.Turn(read_question("x", []), _not_found(p))]
-    shown = ui.render_sources(turns)
+    turns = [web.Turn(read_question(PAYLOAD, []), _found(p)), web.Turn(read_question("x", []), _not_found(p))]
+    shown = web.render_sources(turns)
     assert _tags(shown) <= {"div", "h2", "h3", "section", "span", "ol", "ul", "li", "p", "mark", "details", "summary"}
     assert "onerror=&quot;" in shown
 
 
 def test_the_documented_examples_hold() -> None:
     import doctest
+    import importlib
+    import pkgutil
 
-    result = doctest.testmod(ui)
-    assert result.attempted > 0 and result.failed == 0
+    modules = [importlib.import_module(f"qa.web.{m.name}") for m in pkgutil.iter_modules(web.__path__)]
+    assert {m.__name__ for m in modules} >= {"qa.web.render", "qa.web.server", "qa.web.app"}
+    results = [doctest.testmod(m) for m in modules]
+    assert sum(r.attempted for r in results) > 0 and sum(r.failed for r in results) == 0
 
 
 # ------------------------------------------------------------------------------------------ login and exposure
@@ -146,18 +150,18 @@ def test_login_accounts_come_from_the_environment_and_a_file(tmp_path: Path) -> 
     accounts = tmp_path / "accounts"
     accounts.write_text("# team\nbob:pw:with:colons\n\n  carol:c4\n", encoding="utf-8")
     s = qa.get_settings().replace(auth="alice:secret", auth_file=accounts)
-    assert ui.load_auth(s) == {"alice": "secret", "bob": "pw:with:colons", "carol": "c4"}
+    assert web.load_auth(s) == {"alice": "secret", "bob": "pw:with:colons", "carol": "c4"}
 
 
 @pytest.mark.parametrize("entry", ["alice", ":pw", "alice:"])
 def test_a_malformed_login_is_refused(entry: str) -> None:
     with pytest.raises(qa.ConfigError, match="user:password"):
-        ui.load_auth(qa.get_settings().replace(auth=entry))
+        web.load_auth(qa.get_settings().replace(auth=entry))
 
 
 def test_a_missing_auth_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(qa.ConfigError, match="cannot read the auth file"):
-        ui.load_auth(qa.get_settings().replace(auth_file=tmp_path / "missing"))
+        web.load_auth(qa.get_settings().replace(auth_file=tmp_path / "missing"))
 
 
 def test_a_public_address_without_login_is_refused(
@@ -167,8 +171,8 @@ def test_a_public_address_without_login_is_refused(
     monkeypatch.delenv("QA_AUTH_FILE", raising=False)
     s = qa.get_settings()
     with pytest.raises(qa.ConfigError, match="without a login"):
-        ui.serve(host="0.0.0.0", settings=s)
-    assert ui.main(["--host", "0.0.0.0", "--port", "1"]) == 2
+        web.serve(host="0.0.0.0", settings=s)
+    assert web.main(["--host", "0.0.0.0", "--port", "1"]) == 2
     assert "without a login" in capsys.readouterr().err
 
 
@@ -185,8 +189,8 @@ def _free_port() -> int:
 def server(article_index: qa.Index, tmp_path_factory: pytest.TempPathFactory, _offline_hub: None) -> Iterator[str]:
     """The app on the bundled article, served on 127.0.0.1 for this module."""
     settings = qa.get_settings(feedback_dir=tmp_path_factory.mktemp("feedback"), concurrency=3)
-    app = ui.build_app(settings=settings)
-    url = ui.launch(app, port=_free_port(), settings=settings, block=False, quiet=True)
+    app = web.build_app(settings=settings)
+    url = web.launch(app, port=_free_port(), settings=settings, block=False, quiet=True)
     yield url
     app.close()
 
@@ -276,8 +280,8 @@ def test_a_login_protects_the_app_and_its_api(article_index: qa.Index, _offline_
     from gradio_client import Client
 
     settings = qa.get_settings().replace(auth="alice:s3cret")
-    app = ui.build_app(settings=settings)
-    url = ui.launch(app, port=_free_port(), settings=settings, block=False, quiet=True)
+    app = web.build_app(settings=settings)
+    url = web.launch(app, port=_free_port(), settings=settings, block=False, quiet=True)
     try:
         with pytest.raises(Exception, match=r"(?i)auth|credentials|login"):
             Client(url, verbose=False, analytics_enabled=False)

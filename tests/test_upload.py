@@ -21,8 +21,9 @@ from typing import Any
 import pytest
 
 import qa
-from qa import ui
+from qa import web
 from qa.conversation import read_question
+from qa.web.server import UPLOAD_CAP_FACTOR
 from qa.workspace import AddReport, DocumentRow, Upload, Workspace
 
 pytestmark = [
@@ -149,8 +150,8 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> qa.Settings:
 @pytest.fixture(scope="module")
 def server(settings: qa.Settings, _offline_hub: None) -> Iterator[str]:
     """The app on the bundled article (its index built in this module's folder), on 127.0.0.1."""
-    app = ui.build_app(settings=settings)
-    url = ui.launch(app, port=_free_port(), settings=settings, block=False, quiet=True)
+    app = web.build_app(settings=settings)
+    url = web.launch(app, port=_free_port(), settings=settings, block=False, quiet=True)
     yield url
     app.close()
 
@@ -251,7 +252,7 @@ def test_the_server_takes_files_over_the_limit_for_a_reason_and_refuses_huge_one
     limit = int(MAX_FILE_MB * 1024 * 1024)
     over = httpx.post(f"{server}gradio_api/upload", files={"files": ("over.txt", b"x" * (limit + 1))})
     assert over.status_code == 200
-    cap = int(MAX_FILE_MB * 1024 * 1024 * ui._UPLOAD_CAP_FACTOR)
+    cap = int(MAX_FILE_MB * 1024 * 1024 * UPLOAD_CAP_FACTOR)
     huge = httpx.post(f"{server}gradio_api/upload", files={"files": ("huge.txt", b"x" * (cap + 1))})
     assert huge.status_code == 413
 
@@ -448,11 +449,11 @@ def test_sources_show_the_page_and_heading_escaped() -> None:
         text="Tomatoes need water.", score=0.5, doc_id="g", title="Guide", sentence=2, start=10, end=30,
         context="Tomatoes need water.", context_start=10, context_end=30, page=3, heading=f"Results {PAYLOAD}",
     )
-    turn = ui.Turn(read_question("q?", []), qa.Answer("q?", "Tomatoes need water. [1]", True, [passage], []))
-    shown = ui.render_sources([turn])
+    turn = web.Turn(read_question("q?", []), qa.Answer("q?", "Tomatoes need water. [1]", True, [passage], []))
+    shown = web.render_sources([turn])
     assert f"p. 3 · under “Results {html.escape(PAYLOAD, quote=True)}” · sentence 3" in shown
     assert "<img" not in shown
-    marker = ui.render_answer(turn.answer, turn=1)
+    marker = web.render_answer(turn.answer, turn=1)
     assert "p. 3 · under “Results &lt;img" in marker and "<img" not in marker
 
 
@@ -464,8 +465,8 @@ def test_upload_report_and_document_rows_escape_names_titles_and_reasons() -> No
         failures=[qa.SourceFailure(f"{PAYLOAD}.txt", f"{PAYLOAD}.txt: the file is empty; remove it or add text")],
         created=True,
     )
-    shown = ui.render_upload_report(report, where="your workspace")
+    shown = web.render_upload_report(report, where="your workspace")
     assert "<img" not in shown and "Created your workspace" in shown
     assert _failures(shown) == {f"{PAYLOAD}.txt": "the file is empty; remove it or add text"}
-    row = ui.render_document_row(DocumentRow(PAYLOAD, PAYLOAD, 1, f"{PAYLOAD}.txt"))
+    row = web.render_document_row(DocumentRow(PAYLOAD, PAYLOAD, 1, f"{PAYLOAD}.txt"))
     assert "<img" not in row and "1 sentence ·" in row
