@@ -1,4 +1,4 @@
-"""End to end in a real browser: Chromium (Playwright) drives the real app on 127.0.0.1.
+"""End to end in a real browser: Chromium (Playwright) drives the real app (``python app.py``) on 127.0.0.1.
 
 Skipped only when /usr/bin/chromium is missing (CI installs it). ``QA_UPDATE_SCREENSHOT=1`` also writes the
 laptop-width screenshot of a real answer to docs/screenshot.png.
@@ -9,16 +9,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from browser_support import CHROMIUM, CHROMIUM_ARGS
 
 import qa
-from qa import web
+
+if TYPE_CHECKING:
+    from conftest import AppServer
 
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "screenshot.png"
 
@@ -38,32 +39,19 @@ BOT = "#chatbot .message.bot"
 USER = "#chatbot .message.user"
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _serve(index: str | Path | qa.Index | None, settings: qa.Settings) -> tuple[Any, str]:
-    app = web.build_app(index=index, settings=settings)
-    return app, web.launch(app, port=_free_port(), settings=settings, block=False, quiet=True)
+@pytest.fixture(scope="module")
+def feedback_dir(article_server: AppServer) -> Path:
+    return Path(article_server.settings.feedback_dir)
 
 
 @pytest.fixture(scope="module")
-def feedback_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("feedback")
+def server(article_server: AppServer) -> str:
+    """The app on the bundled article (shared with test_ui.py: its tests only ask questions)."""
+    return article_server.url
 
 
 @pytest.fixture(scope="module")
-def server(article_index: qa.Index, feedback_dir: Path) -> Iterator[str]:
-    """The app on the bundled article, served on 127.0.0.1 for this module."""
-    app, url = _serve(None, qa.get_settings(feedback_dir=feedback_dir))
-    yield url
-    app.close()
-
-
-@pytest.fixture(scope="module")
-def evil_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def evil_server(serve_app: Callable[..., AppServer], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The app on a document whose title and text are full of markup and script."""
     text = (
         "The castle was built in 1200. "
@@ -74,9 +62,8 @@ def evil_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     doc = qa.Document("evil", f"Evil {PAYLOAD} title", text)
     path = tmp_path_factory.mktemp("evil") / "index"
     qa.Index.build([doc], path)
-    app, url = _serve(path, qa.get_settings(feedback_dir=tmp_path_factory.mktemp("evil-feedback")))
-    yield url
-    app.close()
+    with serve_app(path, feedback_dir=tmp_path_factory.mktemp("evil-feedback")) as app:
+        yield app.url
 
 
 @pytest.fixture(scope="module")
@@ -246,12 +233,11 @@ def test_example_questions_retry_clear_and_feedback(page: Any, feedback_dir: Pat
 
 
 @pytest.fixture(scope="module")
-def upload_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def upload_server(serve_app: Callable[..., AppServer], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The app on the bundled article, with an index folder of its own: the first upload creates a workspace there."""
     root = tmp_path_factory.mktemp("upload-app")
-    app, url = _serve(None, qa.get_settings(index_dir=root / "index", feedback_dir=root / "feedback"))
-    yield url
-    app.close()
+    with serve_app(index_dir=root / "index", feedback_dir=root / "feedback") as app:
+        yield app.url
 
 
 def _pdf_bytes(pages: list[str], title: str) -> bytes:

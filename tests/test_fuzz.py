@@ -4,20 +4,20 @@ Empty, blank, 100,000-character, control-character, right-to-left, emoji, HTML/J
 documents made of the same. Whatever comes in: no crash (only a :class:`qa.QAError` with a message saying what
 is wrong), a bounded time per example (hypothesis' deadline, a bound and not a benchmark), citations that are
 still exact (``document.text[start:end] == passage.text``), and HTML that shows the input as text, never as
-markup. Real model, real FAISS; the last tests send the same input through a real server with gradio_client.
+markup. Real model, real FAISS; the last tests send the same input through the real app (a child process)
+with gradio_client.
 """
 
 from __future__ import annotations
 
 import json
-import socket
 import tempfile
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -28,6 +28,9 @@ from qa import web
 from qa.answer import NOT_FOUND
 from qa.conversation import read_question
 from qa.documents import load_sources
+
+if TYPE_CHECKING:
+    from conftest import AppServer
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*no_silent_downcasting", "ignore:The copy keyword is deprecated")
 
@@ -290,20 +293,13 @@ def test_characters_an_index_cannot_store_are_refused_clearly(doc: qa.Document, 
 # ------------------------------------------------------------------------------------------ through the server
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def server(index: qa.Index, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The app serving the hostile documents (127.0.0.1, free port, stopped at the end of the module)."""
-    settings_ = qa.get_settings(feedback_dir=tmp_path_factory.mktemp("feedback"))
-    app = web.build_app(index=index, settings=settings_)
-    url = web.launch(app, port=_free_port(), settings=settings_, block=False, quiet=True)
-    yield url
-    app.close()
+def server(
+    index: qa.Index, serve_app: Callable[..., AppServer], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The app serving the hostile documents (a child process on 127.0.0.1, stopped at the end of the module)."""
+    with serve_app(index, feedback_dir=tmp_path_factory.mktemp("feedback")) as app:
+        yield app.url
 
 
 @pytest.fixture(scope="module")

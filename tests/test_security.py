@@ -1,8 +1,9 @@
 """Security defaults: who can reach the app, who can use it, what is stored and how, what is read back.
 
-Each promise of SECURITY.md is checked here (or in the file it names) against the real thing: a real Gradio
-server on 127.0.0.1 on a free port (stopped by the test), gradio_client and plain HTTP to it, real index files
-on disk, and a real Chromium (Playwright) for markup in documents. No traffic leaves 127.0.0.1.
+Each promise of SECURITY.md is checked here (or in the file it names) against the real thing: the real app
+(``python app.py`` in a child process, on 127.0.0.1 on a free port, stopped by the test by PID), gradio_client and
+plain HTTP to it, real index files on disk, and a real Chromium (Playwright) for markup in documents. No traffic
+leaves 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -11,14 +12,13 @@ import contextlib
 import json
 import os
 import re
-import socket
 import stat
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -31,6 +31,9 @@ from qa.documents import safe_filename
 from qa.web.feedback import record_feedback
 from qa.web.server import check_exposure
 
+if TYPE_CHECKING:
+    from conftest import AppServer
+
 ROOT = Path(__file__).resolve().parents[1]
 PAYLOAD = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
 
@@ -42,28 +45,11 @@ DOCS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("small") / "idx"
     qa.Index.build(DOCS, path)
     return path
-
-
-@contextlib.contextmanager
-def _served(index: Path, settings: qa.Settings) -> Iterator[tuple[Any, str]]:
-    """The app on ``index``, launched as ``qa serve`` would (default host), stopped on exit."""
-    app = web.build_app(index=index, settings=settings)
-    url = web.launch(app, port=_free_port(), settings=settings, block=False, quiet=True)
-    try:
-        yield app, url
-    finally:
-        app.close()
 
 
 def _http(url: str, *, method: str = "GET", data: bytes | None = None, headers: dict[str, str] | None = None) -> int:
@@ -102,14 +88,16 @@ def _listening_addresses(port: int) -> set[str]:
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads the socket table of Linux's /proc")
 def test_a_launched_app_listens_on_loopback_only_and_shares_nothing(
-    small: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    serve_app: Callable[..., AppServer], small: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("QA_HOST", raising=False)
-    with _served(small, qa.get_settings(feedback_dir=tmp_path)) as (app, url):
+    # In this process, launched as `qa serve` does (default host): the test reads the Blocks' share_url.
+    with serve_app(small, feedback_dir=tmp_path, in_process=True) as server:
+        url = server.url
         port = int(url.rstrip("/").rsplit(":", 1)[1])
         assert url.startswith("http://127.0.0.1:")
         assert _listening_addresses(port) == {"0100007F"}  # 127.0.0.1 in the kernel's byte order; no 0.0.0.0, no ::
-        assert app.share_url is None  # no public share link was created
+        assert server.app.share_url is None  # no public share link was created
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.10", "10.0.0.5", "example.org", "[::]"])
@@ -164,7 +152,12 @@ def test_credentials_are_never_taken_from_the_command_line(capsys: pytest.Captur
 @pytest.mark.slow
 @pytest.mark.parametrize("source", ["QA_AUTH", "QA_AUTH_FILE"])
 def test_a_login_from_the_environment_guards_the_page_the_api_and_the_files(
-    source: str, small: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _offline_hub: None
+    source: str,
+    serve_app: Callable[..., AppServer],
+    small: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    _offline_hub: None,
 ) -> None:
     from gradio_client import Client
 
@@ -177,8 +170,9 @@ def test_a_login_from_the_environment_guards_the_page_the_api_and_the_files(
         accounts.write_text("# one user:password a line\nbob:other\nalice:s3cret\n", encoding="utf-8")
         accounts.chmod(0o600)
         monkeypatch.setenv("QA_AUTH_FILE", str(accounts))
-    settings = qa.get_settings(feedback_dir=tmp_path / "feedback")  # from the environment, like `qa serve`
-    with _served(small, settings) as (_, url):
+    # `python app.py` in a child process, which reads the login from the environment like `qa serve`.
+    with serve_app(small, feedback_dir=tmp_path / "feedback") as server:
+        url = server.url
         with pytest.raises(Exception, match=r"(?i)auth|credentials|login"):
             Client(url, verbose=False, analytics_enabled=False)
         with pytest.raises(ValueError, match=r"(?i)could not login"):
@@ -201,11 +195,12 @@ def test_a_login_from_the_environment_guards_the_page_the_api_and_the_files(
 
 
 @pytest.fixture(scope="module")
-def open_server(small: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def open_server(
+    serve_app: Callable[..., AppServer], small: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """The app with no login (loopback), with a 0.01 MB upload limit."""
-    settings = qa.get_settings(feedback_dir=tmp_path_factory.mktemp("feedback"), max_file_mb=0.01)
-    with _served(small, settings) as (_, url):
-        yield url
+    with serve_app(small, feedback_dir=tmp_path_factory.mktemp("feedback"), max_file_mb=0.01) as server:
+        yield server.url
 
 
 @pytest.mark.slow
@@ -378,7 +373,9 @@ def test_a_pickle_planted_in_an_index_is_refused_and_never_runs(small: Path, tmp
 @pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.skipif(not CHROMIUM.exists(), reason=f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-def test_script_in_indexed_documents_is_cited_as_text_and_never_runs(tmp_path: Path) -> None:
+def test_script_in_indexed_documents_is_cited_as_text_and_never_runs(
+    serve_app: Callable[..., AppServer], tmp_path: Path
+) -> None:
     """Files with script in their names, titles and text, indexed and served: cited, shown, never executed."""
     from playwright.sync_api import sync_playwright
 
@@ -394,9 +391,9 @@ def test_script_in_indexed_documents_is_cited_as_text_and_never_runs(tmp_path: P
     (folder / "more.jsonl").write_text(json.dumps(line) + "\n", encoding="utf-8")
     index = tmp_path / "idx"
     qa.Index.build([folder], index)
-    settings = qa.get_settings(feedback_dir=tmp_path / "feedback")
     dialogs: list[str] = []
-    with _served(index, settings) as (_, url), sync_playwright() as p:
+    with serve_app(index, feedback_dir=tmp_path / "feedback") as server, sync_playwright() as p:
+        url = server.url
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})

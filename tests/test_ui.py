@@ -1,24 +1,26 @@
 """The web app: rendering and escaping, login and exposure rules, and the API of a real server (gradio_client).
 
-Server tests start the real app on 127.0.0.1 on a free port, with the real model and FAISS index, and stop it
-at the end of the module.
+Server tests talk to the real app (``python app.py`` in a child process on 127.0.0.1 on a free port, with the real
+model and FAISS index; ``serve_app`` and ``article_server`` in conftest.py start it and stop it by PID).
 """
 
 from __future__ import annotations
 
 import html
 import re
-import socket
-from collections.abc import Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import qa
 from qa import web
 from qa.conversation import read_question
+
+if TYPE_CHECKING:
+    from conftest import AppServer
 
 pytestmark = [
     pytest.mark.slow,
@@ -179,24 +181,14 @@ def test_a_public_address_without_login_is_refused(
 # ------------------------------------------------------------------------------------------ a real server
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@pytest.fixture(scope="module")
+def server(article_server: AppServer) -> str:
+    """The app on the bundled article (shared with other modules: these tests only ask it questions)."""
+    return article_server.url
 
 
 @pytest.fixture(scope="module")
-def server(article_index: qa.Index, tmp_path_factory: pytest.TempPathFactory, _offline_hub: None) -> Iterator[str]:
-    """The app on the bundled article, served on 127.0.0.1 for this module."""
-    settings = qa.get_settings(feedback_dir=tmp_path_factory.mktemp("feedback"), concurrency=3)
-    app = web.build_app(settings=settings)
-    url = web.launch(app, port=_free_port(), settings=settings, block=False, quiet=True)
-    yield url
-    app.close()
-
-
-@pytest.fixture(scope="module")
-def client(server: str) -> Any:
+def client(server: str, _offline_hub: None) -> Any:
     from gradio_client import Client
 
     return Client(server, verbose=False, analytics_enabled=False)
@@ -276,18 +268,16 @@ def test_the_shared_index_is_safe_across_threads(article_index: qa.Index) -> Non
     assert all("Naqvi" in r for r in results[1::2])
 
 
-def test_a_login_protects_the_app_and_its_api(article_index: qa.Index, _offline_hub: None) -> None:
+def test_a_login_protects_the_app_and_its_api(
+    serve_app: Callable[..., AppServer], article_index: qa.Index, _offline_hub: None
+) -> None:
     from gradio_client import Client
 
-    settings = qa.get_settings().replace(auth="alice:s3cret")
-    app = web.build_app(settings=settings)
-    url = web.launch(app, port=_free_port(), settings=settings, block=False, quiet=True)
-    try:
+    with serve_app(auth="alice:s3cret") as app:
+        url = app.url
         with pytest.raises(Exception, match=r"(?i)auth|credentials|login"):
             Client(url, verbose=False, analytics_enabled=False)
         with pytest.raises(ValueError, match=r"(?i)could not login"):
             Client(url, auth=("alice", "wrong"), verbose=False, analytics_enabled=False)
         client = Client(url, auth=("alice", "s3cret"), verbose=False, analytics_enabled=False)
         assert client.predict(GOLD_QUESTION, api_name="/ask")["found"] is True
-    finally:
-        app.close()

@@ -1,9 +1,9 @@
 """Bring your own documents: uploads through the real app server (gradio_client), and the workspace behind them.
 
-The server test starts the real app (real model, FAISS, Gradio) on 127.0.0.1 on a free port with an index folder
-of its own, so the workspace it creates and the bundled article's index it must leave alone are its own; it is
-stopped at the end of the module. The other tests drive :class:`qa.workspace.Workspace` directly, with real files,
-the real model and saved indexes.
+The server tests run the real app (``python app.py`` in a child process: real model, FAISS, Gradio) on 127.0.0.1 on
+a free port with an index folder of its own, so the workspace it creates and the bundled article's index it must
+leave alone are its own; it is stopped by PID at the end of the module. The other tests drive
+:class:`qa.workspace.Workspace` directly, with real files, the real model and saved indexes.
 """
 
 from __future__ import annotations
@@ -12,11 +12,10 @@ import hashlib
 import html
 import re
 import shutil
-import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -25,6 +24,9 @@ from qa import web
 from qa.conversation import read_question
 from qa.web.server import UPLOAD_CAP_FACTOR
 from qa.workspace import AddReport, DocumentRow, Upload, Workspace
+
+if TYPE_CHECKING:
+    from conftest import AppServer
 
 pytestmark = [
     pytest.mark.slow,
@@ -135,12 +137,6 @@ def _tree_digest(folder: Path) -> str:
 # ------------------------------------------------------------------------------------------ a real server
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> qa.Settings:
     root = tmp_path_factory.mktemp("upload-root")
@@ -148,16 +144,14 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> qa.Settings:
 
 
 @pytest.fixture(scope="module")
-def server(settings: qa.Settings, _offline_hub: None) -> Iterator[str]:
+def server(settings: qa.Settings, serve_app: Callable[..., AppServer]) -> Iterator[str]:
     """The app on the bundled article (its index built in this module's folder), on 127.0.0.1."""
-    app = web.build_app(settings=settings)
-    url = web.launch(app, port=_free_port(), settings=settings, block=False, quiet=True)
-    yield url
-    app.close()
+    with serve_app(settings=settings) as app:
+        yield app.url
 
 
 @pytest.fixture(scope="module")
-def client(server: str) -> Any:
+def client(server: str, _offline_hub: None) -> Any:
     from gradio_client import Client
 
     return Client(server, verbose=False, analytics_enabled=False)
