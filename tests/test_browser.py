@@ -17,6 +17,7 @@ import pytest
 from browser_support import CHROMIUM, CHROMIUM_ARGS
 
 import qa
+from qa.web.uploads import TEMP_FOLDER
 
 if TYPE_CHECKING:
     from conftest import AppServer
@@ -233,11 +234,13 @@ def test_example_questions_retry_clear_and_feedback(page: Any, feedback_dir: Pat
 
 
 @pytest.fixture(scope="module")
-def upload_server(serve_app: Callable[..., AppServer], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def upload_server(
+    serve_app: Callable[..., AppServer], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AppServer]:
     """The app on the bundled article, with an index folder of its own: the first upload creates a workspace there."""
     root = tmp_path_factory.mktemp("upload-app")
     with serve_app(index_dir=root / "index", feedback_dir=root / "feedback") as app:
-        yield app.url
+        yield app
 
 
 def _pdf_bytes(pages: list[str], title: str) -> bytes:
@@ -252,7 +255,7 @@ def _pdf_bytes(pages: list[str], title: str) -> bytes:
     return bytes(pdf.output())
 
 
-def test_an_uploaded_file_is_listed_answered_cited_and_removable(browser: Any, upload_server: str) -> None:
+def test_an_uploaded_file_is_listed_answered_cited_and_removable(browser: Any, upload_server: AppServer) -> None:
     ships = "How many ships did the lighthouse keeper log in March?"
     markup = '<img src=x onerror="window.__xss=1">'  # a file name cannot hold the '/' of PAYLOAD's </script>
     pdf = _pdf_bytes(
@@ -263,7 +266,7 @@ def test_an_uploaded_file_is_listed_answered_cited_and_removable(browser: Any, u
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     try:
-        page.goto(upload_server)
+        page.goto(upload_server.url)
         page.wait_for_selector("#msg textarea")
         page.locator("#qa-docs button.label-wrap").click()  # open the Documents section
         page.set_input_files(
@@ -283,6 +286,9 @@ def test_an_uploaded_file_is_listed_answered_cited_and_removable(browser: Any, u
         # A file named and filled with markup is listed as text; nothing in it runs.
         assert f"from {markup}.txt" in page.locator("#qa-doc-list").inner_text()
         assert page.evaluate("window.__xss") is None and page.locator("#qa-docs img[src='x']").count() == 0
+        # The upload is handled: nothing of it is left in the app's private upload folder.
+        (folder,) = (upload_server.settings.index_root / TEMP_FOLDER).glob(f"{upload_server.pid}-*")
+        assert [p for p in folder.rglob("*") if p.is_file()] == []
 
         reply = ask(page, ships)
         assert "412 ships" in reply.inner_text()

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import html
+import json
+import os
 import re
 import shutil
+import stat
+import tempfile
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +28,7 @@ import qa
 from qa import web
 from qa.conversation import read_question
 from qa.web.server import UPLOAD_CAP_FACTOR
+from qa.web.uploads import TEMP_FOLDER
 from qa.workspace import AddReport, DocumentRow, Upload, Workspace
 
 if TYPE_CHECKING:
@@ -249,6 +255,87 @@ def test_the_server_takes_files_over_the_limit_for_a_reason_and_refuses_huge_one
     cap = int(MAX_FILE_MB * 1024 * 1024 * UPLOAD_CAP_FACTOR)
     huge = httpx.post(f"{server}gradio_api/upload", files={"files": ("huge.txt", b"x" * (cap + 1))})
     assert huge.status_code == 413
+
+
+# ------------------------------------------------------------------------------------------ Gradio's upload folder
+
+
+def _upload(url: str, name: str, content: bytes) -> Path:
+    """POST one file to Gradio's upload route, as the page does before the upload event; where the server put it."""
+    import httpx
+
+    response = httpx.post(f"{url}gradio_api/upload", files={"files": (name, content)}, timeout=60)
+    assert response.status_code == 200, response.text
+    (path,) = response.json()
+    return Path(path)
+
+
+def _add_uploaded(url: str, uploaded: dict[str, Path]) -> str:
+    """Call ``/upload_documents`` with files already uploaded (name -> server path); the upload report."""
+    import httpx
+
+    data = [[{"path": str(p), "orig_name": name, "meta": {"_type": "gradio.FileData"}} for name, p in uploaded.items()]]
+    call = f"{url}gradio_api/call/upload_documents"
+    event_id = httpx.post(call, json={"data": data}, timeout=60).json()["event_id"]
+    lines = httpx.get(f"{call}/{event_id}", timeout=300).text.splitlines()
+    events = [line.split(":", 1)[1].strip() for line in lines if line.startswith("event:")]
+    payloads = [line.split(":", 1)[1].strip() for line in lines if line.startswith("data:")]
+    assert events[-1] == "complete", (events, payloads)
+    return _report(json.loads(payloads[-1]))
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_uploads_wait_in_a_private_folder_emptied_once_handled_and_removed_when_the_app_stops(
+    serve_app: Callable[..., AppServer], tmp_path: Path
+) -> None:
+    root = tmp_path / "index"
+    gradio_default = Path(tempfile.gettempdir()) / "gradio"  # where Gradio would have put them (world-readable)
+    with serve_app(index_dir=root, feedback_dir=tmp_path / "feedback", max_file_mb=MAX_FILE_MB) as server:
+        parent = root / TEMP_FOLDER
+        (folder,) = parent.glob(f"{server.pid}-*")  # this app's own folder, named after its process
+        assert _mode(parent) == 0o700 and _mode(folder) == 0o700
+
+        # Contents of this run only: Gradio names a file's folder by its content's hash, the same in every process.
+        tag = uuid.uuid4().hex
+        # An upload waits there, never in /tmp/gradio, until a handler has it...
+        waiting = _upload(server.url, "waiting.txt", f"Waiting {tag}.".encode())
+        assert waiting.is_relative_to(folder) and waiting.is_file()
+        # ...and once the documents panel has handled it, added or refused, Gradio's copy is gone.
+        good = {
+            "notes.txt": _upload(server.url, "notes.txt", f"Quokkas live on Rottnest Island, note {tag}.".encode()),
+            "guide.md": _upload(server.url, "guide.md", f"# Garden guide\n\nTomatoes need water ({tag}).".encode()),
+        }
+        assert "Created your workspace" in _add_uploaded(server.url, good)
+        bad = {
+            "photo.png": _upload(server.url, "photo.png", b"\x89PNG\r\n\x1a\n" + tag.encode()),
+            "latin1.txt": _upload(server.url, "latin1.txt", f"Café crème {tag}.".encode("latin-1")),
+        }
+        assert set(_failures(_add_uploaded(server.url, bad))) == set(bad)
+        for path in [*good.values(), *bad.values()]:
+            assert path.is_relative_to(folder)
+            assert not path.exists() and not path.parent.exists(), path
+            assert not (gradio_default / path.parent.name).exists(), path
+        assert [p for p in folder.rglob("*") if p.is_file()] == [waiting]
+        assert sorted(p.name for p in (root / "uploads" / "workspace").iterdir()) == ["guide.md", "notes.txt"]
+
+        assert server.stop() == 0  # SIGTERM: a clean stop
+    assert not folder.exists() and not parent.exists()
+
+
+def test_an_app_closed_in_this_process_removes_its_upload_folder(
+    serve_app: Callable[..., AppServer], built_default: Path, tmp_path: Path
+) -> None:
+    before = os.environ.get("GRADIO_TEMP_DIR")
+    server = serve_app(built_default, index_dir=tmp_path / "index", in_process=True)
+    folder = Path(os.environ["GRADIO_TEMP_DIR"])
+    assert folder.parent == (tmp_path / "index" / TEMP_FOLDER).resolve() and _mode(folder) == 0o700
+    assert _upload(server.url, "notes.txt", b"Cats purr.").is_relative_to(folder)
+    server.stop()  # app.close()
+    assert not folder.exists() and not folder.parent.exists()
+    assert os.environ.get("GRADIO_TEMP_DIR") == before
 
 
 # ------------------------------------------------------------------------------------------ the workspace

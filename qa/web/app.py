@@ -18,11 +18,12 @@ from qa.conversation import read_question
 from qa.retrieval import check_question
 from qa.workspace import Workspace
 
+from . import uploads
 from .documents_panel import DocumentsPanel, has_article, user_error
 from .feedback import feedback_path, record_feedback, verdict_of
 from .render import EMPTY_SOURCES, Turn, header_html, render_answer, render_question, render_sources
 
-__all__ = ["EXAMPLE_QUESTIONS", "build_app"]
+__all__ = ["EXAMPLE_QUESTIONS", "QABlocks", "build_app"]
 
 #: Example questions shown under the chat when the index is the bundled article.
 EXAMPLE_QUESTIONS = [
@@ -32,6 +33,28 @@ EXAMPLE_QUESTIONS = [
     "When did the US withdraw from Afghanistan?",
     "How did Tariq Fatmi feel about his talks in Washington?",
 ]
+
+
+class QABlocks(gr.Blocks):
+    """The app's Blocks: it holds the process's private upload folder (:mod:`qa.web.uploads`) while it may serve,
+    and closing it gives the folder back (the last app to close removes it)."""
+
+    _holds_uploads = False
+
+    def hold_uploads(self, settings: qa.Settings) -> None:
+        """Make sure this app holds the private upload folder (again, after a :meth:`close`)."""
+        if not self._holds_uploads:
+            uploads.hold(settings)
+            self._holds_uploads = True
+
+    def close(self, verbose: bool = True) -> None:
+        """Stop the server, then give back the private upload folder."""
+        try:
+            super().close(verbose)
+        finally:
+            if self._holds_uploads:
+                self._holds_uploads = False
+                uploads.release()
 
 
 def build_app(*, index: str | Path | qa.Index | None = None, settings: qa.Settings | None = None) -> gr.Blocks:
@@ -45,7 +68,8 @@ def build_app(*, index: str | Path | qa.Index | None = None, settings: qa.Settin
         settings: settings to use instead of the environment's.
 
     Returns:
-        The Gradio Blocks app, with its queue configured for ``settings.concurrency`` parallel questions.
+        The Gradio Blocks app (a :class:`QABlocks`), with its queue configured for ``settings.concurrency``
+        parallel questions. Gradio's uploads go to a private folder under the index root until ``app.close()``.
     """
     s = settings or qa.get_settings()
     # The active index: uploads and removals swap it for the updated one. Each question reads it once.
@@ -126,7 +150,14 @@ def build_app(*, index: str | Path | qa.Index | None = None, settings: qa.Settin
         record_feedback(log_path, turns[at // 2], verdict, ws.index)
         gr.Info("Feedback withdrawn." if verdict == "withdrawn" else "Thanks, your feedback was saved.")
 
-    app = gr.Blocks(title="qa · ask the documents", analytics_enabled=False)
+    # Gradio's upload folder must be the private one before the Blocks and its components are created.
+    uploads.hold(s)
+    try:
+        app = QABlocks(title="qa · ask the documents", analytics_enabled=False)
+    except BaseException:
+        uploads.release()
+        raise
+    app._holds_uploads = True
     with app:
         header = gr.HTML(header_html(ws.index, where=ws.label()), elem_id="qa-header")
         documents = DocumentsPanel(ws)

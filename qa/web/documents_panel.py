@@ -22,6 +22,7 @@ from qa.documents import SUPPORTED_SUFFIXES
 from qa.workspace import Upload, Workspace
 
 from .render import esc, header_html, render_document_row, render_upload_report
+from .uploads import discard
 
 __all__ = ["DocumentsPanel", "has_article", "user_error"]
 
@@ -40,7 +41,8 @@ def has_article(index: qa.Index) -> bool:
 def _uploads(payload: Any) -> list[Upload]:
     """The files of a ``gr.File`` event received without preprocessing: each with the name the client gave it.
 
-    Gradio has already checked that every path lies in its upload folder; the name is checked by the workspace.
+    Gradio has already checked that every path lies in its upload folder (the app's private one, see
+    :mod:`qa.web.uploads`); the name is checked by the workspace.
     """
     if payload is None:
         return []
@@ -209,6 +211,9 @@ class DocumentsPanel:
             result = self.ws.add(uploads, progress=report, bars=True)
         except qa.QAError as exc:
             raise user_error(exc, "Cannot add the files") from None
+        finally:
+            # Indexed or refused, the workspace is done with Gradio's copies (it keeps its own of each indexed file).
+            discard(u.path for u in uploads)
         if result.failures:
             n = len(result.failures)
             gr.Warning(f"{n} file{'s' if n != 1 else ''} could not be added; the list says why.", title="Not added")

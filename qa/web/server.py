@@ -9,11 +9,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hmac
 import ipaddress
 import logging
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import gradio as gr
@@ -21,7 +24,7 @@ import gradio as gr
 import qa
 
 from . import style
-from .app import build_app
+from .app import QABlocks, build_app
 
 __all__ = ["UPLOAD_CAP_FACTOR", "check_exposure", "launch", "load_auth", "main", "serve"]
 
@@ -129,6 +132,8 @@ def launch(
     """
     s = (settings or qa.get_settings()).replace(host=host, port=port)
     accounts = check_exposure(s, allow_public=allow_public)
+    if isinstance(app, QABlocks):
+        app.hold_uploads(s)  # again, if it was closed since it was built
     _, local_url, _ = app.launch(
         server_name=s.host,
         server_port=s.port,
@@ -180,8 +185,31 @@ def serve(
     """
     s = (settings or qa.get_settings()).replace(host=host, port=port)
     check_exposure(s, allow_public=allow_public)  # before the slower index and model loading
-    app = build_app(index=index, settings=s)
-    launch(app, settings=s, allow_public=allow_public, block=True)
+    with _stop_on_signals():
+        app = build_app(index=index, settings=s)
+        try:
+            launch(app, settings=s, allow_public=allow_public, block=True)
+        finally:
+            app.close()  # also removes the private upload folder
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP stop the app as Ctrl-C does, so its cleanup runs (their default would skip it)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    names = [n for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)]
+    previous = {n: signal.signal(getattr(signal, n), interrupt) for n in names}
+    try:
+        yield
+    finally:
+        for n, handler in previous.items():
+            signal.signal(getattr(signal, n), handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
