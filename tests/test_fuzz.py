@@ -364,11 +364,14 @@ def test_a_lone_surrogate_sent_as_a_json_escape_gets_a_clear_error(server: str, 
 def test_odd_k_through_the_api_gets_passages_or_a_clear_error(client: Any, k: Any) -> None:
     from gradio_client.exceptions import AppError
 
+    max_k = qa.get_settings().max_k
     try:
         result = client.predict("Which pet purrs?", k, api_name="/retrieve")
     except AppError as exc:
         assert "k=" in str(exc) or "number" in str(exc), str(exc)
+        assert k != 10**9 or f"limit of {max_k} passages" in str(exc), str(exc)  # over max_k: refused at once
         return
-    assert 1 <= len(result["passages"]) <= 10**9
+    assert k != 10**9, "a k over max_k must be refused"
+    assert 1 <= len(result["passages"]) <= max_k
     # And the server still answers afterwards.
     assert client.predict("Which pet purrs?", api_name="/ask")["found"] in (True, False)

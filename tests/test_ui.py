@@ -235,6 +235,27 @@ def test_retrieve_returns_ranked_passages(client: Any) -> None:
     assert len(client.predict(GOLD_QUESTION, 2, api_name="/retrieve")["passages"]) == 2
 
 
+def test_retrieve_refuses_a_k_over_max_k_at_once_and_serves_max_k(client: Any, article_index: qa.Index) -> None:
+    from gradio_client.exceptions import AppError
+
+    max_k = qa.get_settings().max_k
+    for k in (10**9, max_k + 1):
+        with pytest.raises(AppError, match=rf"k={k} is over the limit of {max_k} passages .*QA_MAX_K"):
+            client.predict(GOLD_QUESTION, k, api_name="/retrieve")
+    passages = client.predict(GOLD_QUESTION, max_k, api_name="/retrieve")["passages"]
+    expected = qa.retrieve(GOLD_QUESTION, k=max_k, index=article_index)
+    assert [p["text"] for p in passages] == [p.text for p in expected] and 0 < len(passages) <= max_k
+    assert client.predict(OFF_TOPIC, api_name="/ask")["found"] is False  # /ask is not affected: it uses k
+
+
+def test_a_max_k_below_one_or_under_k_is_refused() -> None:
+    with pytest.raises(qa.ConfigError, match="max_k=0 must be at least 1"):
+        qa.Settings.from_env({"QA_MAX_K": "0"})
+    assert qa.Settings.from_env({"QA_MAX_K": "7"}).max_k == 7
+    with pytest.raises(qa.ConfigError, match=r"k=200 is over max_k=100.*QA_K.*QA_MAX_K"):
+        web.build_app(settings=qa.get_settings(k=200, max_k=100))  # refused before the index or model is touched
+
+
 @pytest.mark.parametrize(
     ("question", "message"),
     [("", "empty"), ("   ", "empty"), ("x" * (qa.get_settings().max_question_chars + 1), "limit")],

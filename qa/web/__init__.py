@@ -13,16 +13,19 @@ Run it with ``python app.py`` or ``qa serve``. Everything it knows comes through
   app's active index under a lock.
 * Safety: every question and document text is HTML-escaped before it is rendered; nothing from a document or
   a question is ever interpreted as markup.
-* API: two named endpoints, ``/ask`` (:meth:`qa.Answer.to_dict`) and ``/retrieve`` (``{"passages": [...]}``),
-  for ``gradio_client``; the chat's own events are private. ``/upload_documents``, ``/documents`` and
-  ``/remove_document`` are callable but unlisted.
+* API: two named endpoints, ``/ask`` (:meth:`qa.Answer.to_dict`) and ``/retrieve`` (``{"passages": [...]}``, at
+  most ``max_k`` of them), for ``gradio_client``; the chat's own events are private. ``/upload_documents``,
+  ``/documents`` and ``/remove_document`` are callable but unlisted.
+* Uploads: Gradio receives them into a private 0700 folder under the index folder (:mod:`qa.web.uploads`),
+  emptied as each upload is handled and removed when the app stops.
 * Exposure: binds 127.0.0.1 by default, never creates a share link, and refuses a non-local address without a
   login (``QA_AUTH`` or ``QA_AUTH_FILE``) unless explicitly allowed.
 
 Modules, by role: :mod:`~qa.web.render` (answers, sources, header and reports as escaped HTML; pure functions),
 :mod:`~qa.web.documents_panel` (the "Documents" section and its endpoints), :mod:`~qa.web.feedback` (the thumbs
 up/down log), :mod:`~qa.web.app` (:func:`build_app`: the Blocks, the chat and the API), :mod:`~qa.web.style`
-(theme, CSS, script) and :mod:`~qa.web.server` (login, exposure checks, :func:`launch`, :func:`serve`, :func:`main`).
+(theme, CSS, script), :mod:`~qa.web.uploads` (Gradio's private upload folder) and :mod:`~qa.web.server` (login,
+exposure checks, :func:`launch`, :func:`serve`, :func:`main`).
 """
 
 from __future__ import annotations

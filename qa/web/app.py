@@ -15,7 +15,7 @@ from gradio.events import api as _endpoint
 
 import qa
 from qa.conversation import read_question
-from qa.retrieval import check_question
+from qa.retrieval import check_k, check_question
 from qa.workspace import Workspace
 
 from . import uploads
@@ -23,7 +23,7 @@ from .documents_panel import DocumentsPanel, has_article, user_error
 from .feedback import feedback_path, record_feedback, verdict_of
 from .render import EMPTY_SOURCES, Turn, header_html, render_answer, render_question, render_sources
 
-__all__ = ["EXAMPLE_QUESTIONS", "QABlocks", "build_app"]
+__all__ = ["EXAMPLE_QUESTIONS", "QABlocks", "build_app", "limit_k"]
 
 #: Example questions shown under the chat when the index is the bundled article.
 EXAMPLE_QUESTIONS = [
@@ -57,6 +57,31 @@ class QABlocks(gr.Blocks):
                 uploads.release()
 
 
+def limit_k(k: object, settings: qa.Settings) -> int:
+    """The number of passages to retrieve for a request's ``k``: a whole number from 1 to ``settings.max_k``
+    (``None``: the ``k`` setting). Checked before any search, so an absurd ``k`` costs nothing.
+
+    Raises:
+        qa.QAError: ``k`` is not a whole number of at least 1, or is over ``max_k``.
+
+    Example:
+        >>> limit_k(3, qa.Settings()), limit_k(None, qa.Settings(k=7))
+        (3, 7)
+        >>> limit_k(10**9, qa.Settings(max_k=100))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+          ...
+        qa.errors.QuestionError: k=1000000000 is over the limit of 100 passages a request (setting max_k, QA_MAX_K); ...
+    """
+    n = check_k(k)
+    n = settings.k if n is None else n
+    if n > settings.max_k:
+        raise qa.QuestionError(
+            f"k={n} is over the limit of {settings.max_k} passages a request (setting max_k, QA_MAX_K); "
+            f"ask for {settings.max_k} or fewer"
+        )
+    return n
+
+
 def build_app(*, index: str | Path | qa.Index | None = None, settings: qa.Settings | None = None) -> gr.Blocks:
     """Build the chat app (not started: see :func:`qa.web.launch` and :func:`qa.web.serve`).
 
@@ -70,8 +95,16 @@ def build_app(*, index: str | Path | qa.Index | None = None, settings: qa.Settin
     Returns:
         The Gradio Blocks app (a :class:`QABlocks`), with its queue configured for ``settings.concurrency``
         parallel questions. Gradio's uploads go to a private folder under the index root until ``app.close()``.
+
+    Raises:
+        qa.QAError: the index cannot be opened, or the ``k`` setting is over ``max_k``.
     """
     s = settings or qa.get_settings()
+    if s.k > s.max_k:
+        raise qa.ConfigError(
+            f"k={s.k} is over max_k={s.max_k}, so the app's /retrieve would refuse its own default; "
+            "lower QA_K or raise QA_MAX_K"
+        )
     # The active index: uploads and removals swap it for the updated one. Each question reads it once.
     ws = Workspace(qa.open_index(index, settings=s), s)
     with_examples = has_article(ws.index) or ws.started_on_default
@@ -90,9 +123,10 @@ def build_app(*, index: str | Path | qa.Index | None = None, settings: qa.Settin
             raise user_error(exc) from None
 
     def retrieve(question: str, k: int = s.k) -> dict[str, Any]:
-        """The k sentences that best match a question, best first: {"passages": [...]}."""
+        """The k sentences that best match a question, best first: {"passages": [...]} (k at most max_k)."""
         try:
-            return {"passages": [p.to_dict() for p in qa.retrieve(question, k=k, index=ws.index, settings=s)]}
+            n = limit_k(k, s)  # first: a huge k costs nothing
+            return {"passages": [p.to_dict() for p in qa.retrieve(question, k=n, index=ws.index, settings=s)]}
         except qa.QAError as exc:
             raise user_error(exc) from None
 
