@@ -148,6 +148,11 @@ class AppServer:
         self.stop()
 
 
+def _ready(server: AppServer) -> bool:
+    # The app prints its URL once launch() has returned (the HTTP server answers a little earlier).
+    return f"qa: answering at {server.url}" in server.output() and _answers(server.url)
+
+
 def _answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}config", timeout=5):
@@ -174,9 +179,9 @@ def _start_child(index: Path | None, settings: Any, env: dict[str, str], log: Pa
             proc = subprocess.Popen(command, cwd=ROOT, env=child_env, stdout=out, stderr=subprocess.STDOUT)
         server = AppServer(f"http://127.0.0.1:{port}/", settings, proc=proc, log=log)
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while proc.poll() is None and time.monotonic() < deadline and not _answers(server.url):
+        while proc.poll() is None and time.monotonic() < deadline and not _ready(server):
             time.sleep(0.1)
-        if proc.poll() is None and _answers(server.url):
+        if proc.poll() is None and _ready(server):
             return server
         server.stop()
         if "port" not in server.output().lower():

@@ -16,6 +16,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -121,7 +122,7 @@ def launch(
         port: port to listen on (default: the ``port`` setting, 7860).
         settings: settings to use instead of the environment's.
         allow_public: allow a non-local ``host`` without a login.
-        block: wait until the server is stopped (Ctrl-C); otherwise return once it is listening.
+        block: serve until Ctrl-C, then close the app; otherwise return once it is listening.
         quiet: do not print the URL.
 
     Returns:
@@ -159,8 +160,23 @@ def launch(
         login = " (login required)" if accounts else ""
         print(f"qa: answering at {local_url}{login}; press Ctrl-C to stop", flush=True)
     if block:
-        app.block_thread()
+        _run_until_stopped(app)
     return str(local_url)
+
+
+def _run_until_stopped(app: gr.Blocks) -> None:
+    """Wait while ``app`` serves; on Ctrl-C (or a signal :func:`serve` turns into one), close it.
+
+    Not Gradio's ``block_thread()``: that stops only the HTTP server, which then waits for the open event streams
+    (each client's heartbeat) before it exits; ``close()`` ends the streams first, so the app stops at once.
+    """
+    try:
+        while app.is_running:
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        app.close()
 
 
 def serve(
