@@ -27,6 +27,7 @@ import pytest
 import qa
 from qa import web
 from qa.conversation import read_question
+from qa.web import uploads
 from qa.web.server import UPLOAD_CAP_FACTOR
 from qa.web.uploads import TEMP_FOLDER
 from qa.workspace import AddReport, DocumentRow, Upload, Workspace
@@ -335,6 +336,22 @@ def test_an_app_closed_in_this_process_removes_its_upload_folder(
     assert _upload(server.url, "notes.txt", b"Cats purr.").is_relative_to(folder)
     server.stop()  # app.close()
     assert not folder.exists() and not folder.parent.exists()
+    assert os.environ.get("GRADIO_TEMP_DIR") == before
+
+
+def test_an_index_folder_that_cannot_be_written_gets_a_private_upload_folder_elsewhere(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"  # an index root that cannot hold folders (root ignores read-only modes)
+    blocker.write_text("not a folder", encoding="utf-8")
+    before = os.environ.get("GRADIO_TEMP_DIR")
+    assert uploads.current() is None
+    folder = uploads.hold(qa.Settings(index_dir=blocker))
+    try:
+        assert uploads.current() == folder and os.environ["GRADIO_TEMP_DIR"] == str(folder)
+        assert folder.name.startswith(f"qa-uploads-{os.getpid()}-") and _mode(folder) == 0o700
+        assert folder.parent == Path(tempfile.gettempdir()).resolve()  # not /tmp/gradio, and its own
+    finally:
+        uploads.release()
+    assert not folder.exists() and uploads.current() is None
     assert os.environ.get("GRADIO_TEMP_DIR") == before
 
 

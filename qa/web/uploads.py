@@ -8,8 +8,9 @@ created, when ``launch()`` creates the server, and when a request's files are ch
 must name the folder from before the Blocks is built until the server stops, and there is one folder per process.
 This module owns it:
 
-* :func:`hold` creates ``<index root>/.uploads-tmp/<pid>-<random>/`` (both 0700) and points ``GRADIO_TEMP_DIR`` at
-  it; every app of the process shares it, counted.
+* :func:`hold` creates ``<index root>/.uploads-tmp/<pid>-<random>/`` (both 0700; a private folder in the system's
+  temp folder if the index root is read-only) and points ``GRADIO_TEMP_DIR`` at it; every app of the process
+  shares it, counted.
 * :func:`discard` removes an upload's temporary copies once its handler is done with them (the workspace keeps its
   own copy of each file it indexed).
 * :func:`release` removes the folder when the last app holding it closes, and restores ``GRADIO_TEMP_DIR``; an exit
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
@@ -35,6 +37,7 @@ __all__ = ["TEMP_FOLDER", "current", "discard", "hold", "release"]
 #: Folder under the index root holding each running app's private upload folder.
 TEMP_FOLDER = ".uploads-tmp"
 _ENV = "GRADIO_TEMP_DIR"
+log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _folder: Path | None = None
@@ -51,24 +54,13 @@ def current() -> Path | None:
 def hold(settings: qa.Settings) -> Path:
     """The process's private upload folder, created (0700, under ``settings.index_root``) if no app holds it yet.
 
-    Sets ``GRADIO_TEMP_DIR`` to it; each call must be matched by one :func:`release`.
-
-    Raises:
-        qa.ConfigError: the folder cannot be created under the index root.
+    Sets ``GRADIO_TEMP_DIR`` to it; each call must be matched by one :func:`release`. When the index root cannot
+    be written, the folder is a private (0700) one in the system's temp folder instead, and a warning says so.
     """
     global _folder, _holders, _previous, _exit_hook
     with _lock:
         if _folder is None or not _folder.is_dir():
-            parent = settings.index_root / TEMP_FOLDER
-            try:
-                parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                parent.chmod(0o700)  # ours by name: tighten one left with looser rights
-                folder = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=parent)).resolve()  # mkdtemp: 0700
-            except OSError as exc:
-                raise qa.ConfigError(
-                    f"cannot create the private upload folder under {parent}: {exc.strerror or exc}; "
-                    "make the index folder writable or point QA_INDEX_DIR at one that is"
-                ) from None
+            folder = _create(settings.index_root / TEMP_FOLDER)
             if _folder is None:
                 _previous = os.environ.get(_ENV)
             _folder = folder
@@ -78,6 +70,19 @@ def hold(settings: qa.Settings) -> Path:
                 _exit_hook = True
         _holders += 1
         return _folder
+
+
+def _create(parent: Path) -> Path:
+    """A new 0700 folder in ``parent`` (made 0700 too), or, if that cannot be written, in the system's temp folder."""
+    try:
+        parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        parent.chmod(0o700)  # ours by name: tighten one left with looser rights
+        return Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=parent)).resolve()  # mkdtemp makes it 0700
+    except OSError as exc:
+        # A read-only index folder can still be served: a private folder of the system's is private too.
+        folder = Path(tempfile.mkdtemp(prefix=f"qa-uploads-{os.getpid()}-")).resolve()
+        log.warning("cannot create %s (%s); uploads are received in %s instead", parent, exc.strerror or exc, folder)
+        return folder
 
 
 def release() -> None:
@@ -95,8 +100,9 @@ def _remove() -> None:
     if folder is None:
         return
     shutil.rmtree(folder, ignore_errors=True)
-    with contextlib.suppress(OSError):
-        folder.parent.rmdir()  # .uploads-tmp, unless another app process still has its folder there
+    if folder.parent.name == TEMP_FOLDER:
+        with contextlib.suppress(OSError):
+            folder.parent.rmdir()  # .uploads-tmp, unless another app process still has its folder there
     if os.environ.get(_ENV) == str(folder):
         if _previous is None:
             os.environ.pop(_ENV, None)
