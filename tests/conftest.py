@@ -114,10 +114,6 @@ class AppServer:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc is not None else None
 
-    @property
-    def running(self) -> bool:
-        return self.proc.poll() is None if self.proc is not None else bool(self.app is not None and self.app.is_running)
-
     def stop(self) -> int | None:
         """Stop the server: the child by PID (SIGTERM, then SIGKILL after 20 s), or ``app.close()``.
 
@@ -163,8 +159,8 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _start_child(index: Path | None, settings: Any, env: dict[str, str], log: Path) -> AppServer:
-    child_env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", **env}
+def _start_child(index: Path | None, settings: Any, log: Path) -> AppServer:
+    child_env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
     for name, value in _settings_env(settings).items():
         if value is None:
             child_env.pop(name, None)
@@ -195,14 +191,13 @@ def serve_app(
 ) -> Iterator[Callable[..., AppServer]]:
     """Start the real app; every server started this way is stopped by the end of the session at the latest.
 
-    ``serve_app(index=None, *, settings=None, in_process=False, env=None, **overrides) -> AppServer``:
+    ``serve_app(index=None, *, settings=None, in_process=False, **overrides) -> AppServer``:
 
     * ``index``: an index directory (or a saved :class:`qa.Index`); default: the bundled article.
     * ``settings``: the app's settings (default: the environment's, as ``qa serve`` reads them), with
       ``overrides`` (``feedback_dir=...``, ``max_file_mb=...``) on top. A child gets them as ``QA_*`` variables.
     * ``in_process``: build and launch the app in this process (for a test that needs the Blocks object);
       otherwise ``python app.py --host 127.0.0.1 --port P`` runs it in a child process.
-    * ``env``: further environment variables for the child.
     """
     import qa
 
@@ -213,7 +208,6 @@ def serve_app(
         *,
         settings: qa.Settings | None = None,
         in_process: bool = False,
-        env: dict[str, str] | None = None,
         **overrides: Any,
     ) -> AppServer:
         s = (settings or qa.get_settings()).replace(**overrides)
@@ -227,7 +221,7 @@ def serve_app(
             path = index.path if isinstance(index, qa.Index) else index
             assert path is not None or index is None, "a child app needs an index saved on disk"
             log = tmp_path_factory.mktemp("app-server") / "output.log"
-            server = _start_child(Path(path) if path is not None else None, s, env or {}, log)
+            server = _start_child(Path(path) if path is not None else None, s, log)
         started.append(server)
         return server
 
