@@ -1,9 +1,9 @@
 """Shared fixtures: the real model, real FAISS, indexes built once per test session, and real app servers.
 
 ``serve_app`` starts the real web app (``python app.py``) in a child process bound to 127.0.0.1 on a free port,
-waits until it answers, and stops it by PID (SIGTERM, then SIGKILL) when the test or module is done with it, or at
-the end of the session at the latest. ``article_server`` is one such app on the bundled article, shared by the
-modules that only ask it questions.
+waits until it answers when it is first used, and stops it by PID (SIGTERM, then SIGKILL) when the test or module
+is done with it, or at the end of the session at the latest. ``article_server`` is one such app on the bundled
+article, shared by the modules that only ask it questions.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ import pytest
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).resolve().parents[1]
 #: Longest wait for a child app to load the model and answer (a bound for a busy machine, not a benchmark).
-STARTUP_TIMEOUT_S = 180.0
+STARTUP_TIMEOUT_S = 300.0
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -97,21 +96,75 @@ def _settings_env(settings: Any) -> dict[str, str | None]:
     return env
 
 
-@dataclass
 class AppServer:
-    """A running app: its URL, and the child process (``pid``) or in-process Blocks (``app``) serving it.
+    """A started app: ``python app.py`` in a child process, or an in-process Blocks (``app``).
 
-    Stop it with :meth:`stop` or by using it as a context manager; :func:`serve_app` stops what is left.
+    A child is started at once and waited for only when first needed: reading ``url`` or ``pid`` waits until it
+    answers, so a module can start several children that load side by side. Stop it with :meth:`stop` or by using
+    it as a context manager; :func:`serve_app` stops what is left.
     """
 
-    url: str
-    settings: Any
-    proc: subprocess.Popen[bytes] | None = None
-    app: Any = None
-    log: Path | None = None
+    def __init__(
+        self,
+        settings: Any,
+        *,
+        command: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        log: Path | None = None,
+        app: Any = None,
+        url: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.app = app
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._command = command
+        self._env = env
+        self._url = url
+        self._ready = command is None
+        self._tries = 0
+        if command is not None:
+            self._spawn()
+
+    def _spawn(self) -> None:
+        assert self._command is not None and self.log is not None
+        port = free_port()
+        self._tries += 1
+        self._url = f"http://127.0.0.1:{port}/"
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [*self._command, "--port", str(port)], cwd=ROOT, env=self._env, stdout=out, stderr=subprocess.STDOUT
+            )
+
+    def wait(self) -> None:
+        """Wait until the child answers (its model loaded, its server listening); fail with its output if it dies."""
+        while not self._ready:
+            assert self.proc is not None
+            deadline = time.monotonic() + STARTUP_TIMEOUT_S
+            while self.proc.poll() is None and time.monotonic() < deadline and not self._answers():
+                time.sleep(0.1)
+            if self.proc.poll() is None and self._answers():
+                self._ready = True
+                return
+            self.stop()
+            # Another process may take the free port before the child binds it: try another one.
+            if "port" not in self.output().lower() or self._tries >= 3:
+                code = self.proc.returncode
+                raise RuntimeError(f"the app did not start (exit code {code}):\n{self.output()[-3000:]}")
+            self._spawn()
+
+    def _answers(self) -> bool:
+        # The app prints its URL once launch() has returned (its HTTP server answers a little earlier).
+        return f"qa: answering at {self._url}" in self.output() and _answers(str(self._url))
+
+    @property
+    def url(self) -> str:
+        self.wait()
+        return str(self._url)
 
     @property
     def pid(self) -> int | None:
+        self.wait()
         return self.proc.pid if self.proc is not None else None
 
     def stop(self) -> int | None:
@@ -124,14 +177,19 @@ class AppServer:
             if self.app is not None:
                 self.app.close()
             return None
+        self.terminate()
         if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=20)
         return self.proc.returncode
+
+    def terminate(self) -> None:
+        """Ask the child to stop (SIGTERM), without waiting."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
 
     def output(self) -> str:
         """What the child printed (stdout and stderr)."""
@@ -144,11 +202,6 @@ class AppServer:
         self.stop()
 
 
-def _ready(server: AppServer) -> bool:
-    # The app prints its URL once launch() has returned (the HTTP server answers a little earlier).
-    return f"qa: answering at {server.url}" in server.output() and _answers(server.url)
-
-
 def _answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}config", timeout=5):
@@ -159,30 +212,17 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _start_child(index: Path | None, settings: Any, log: Path) -> AppServer:
-    child_env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+def _child(index: Path | None, settings: Any, log: Path) -> AppServer:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
     for name, value in _settings_env(settings).items():
         if value is None:
-            child_env.pop(name, None)
+            env.pop(name, None)
         else:
-            child_env[name] = value
-    for _ in range(3):  # another process may take the free port before the child binds it
-        port = free_port()
-        command = [sys.executable, str(ROOT / "app.py"), "--host", "127.0.0.1", "--port", str(port)]
-        if index is not None:
-            command += ["--index", str(index)]
-        with log.open("wb") as out:
-            proc = subprocess.Popen(command, cwd=ROOT, env=child_env, stdout=out, stderr=subprocess.STDOUT)
-        server = AppServer(f"http://127.0.0.1:{port}/", settings, proc=proc, log=log)
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while proc.poll() is None and time.monotonic() < deadline and not _ready(server):
-            time.sleep(0.1)
-        if proc.poll() is None and _ready(server):
-            return server
-        server.stop()
-        if "port" not in server.output().lower():
-            break
-    raise RuntimeError(f"the app did not start (exit code {proc.returncode}):\n{server.output()[-3000:]}")
+            env[name] = value
+    command = [sys.executable, str(ROOT / "app.py"), "--host", "127.0.0.1"]
+    if index is not None:
+        command += ["--index", str(index)]
+    return AppServer(settings, command=command, env=env, log=log)
 
 
 @pytest.fixture(scope="session")
@@ -197,7 +237,8 @@ def serve_app(
     * ``settings``: the app's settings (default: the environment's, as ``qa serve`` reads them), with
       ``overrides`` (``feedback_dir=...``, ``max_file_mb=...``) on top. A child gets them as ``QA_*`` variables.
     * ``in_process``: build and launch the app in this process (for a test that needs the Blocks object);
-      otherwise ``python app.py --host 127.0.0.1 --port P`` runs it in a child process.
+      otherwise ``python app.py --host 127.0.0.1 --port P`` runs it in a child process, started at once and
+      waited for when its ``url`` or ``pid`` is first read.
     """
     import qa
 
@@ -216,16 +257,18 @@ def serve_app(
 
             app = web.build_app(index=index, settings=s)
             url = web.launch(app, port=free_port(), settings=s, block=False, quiet=True)
-            server = AppServer(url, s, app=app)
+            server = AppServer(s, app=app, url=url)
         else:
             path = index.path if isinstance(index, qa.Index) else index
             assert path is not None or index is None, "a child app needs an index saved on disk"
             log = tmp_path_factory.mktemp("app-server") / "output.log"
-            server = _start_child(Path(path) if path is not None else None, s, log)
+            server = _child(Path(path) if path is not None else None, s, log)
         started.append(server)
         return server
 
     yield start
+    for server in started:
+        server.terminate()  # all at once: they shut down side by side
     for server in started:
         server.stop()
 
@@ -237,3 +280,12 @@ def article_server(
     """The app on the bundled article (its index built first, in this session's folder), shared by the modules that
     only ask it questions; its thumbs up/down go to a feedback folder of its own (``settings.feedback_dir``)."""
     return serve_app(feedback_dir=tmp_path_factory.mktemp("article-feedback"), concurrency=3)
+
+
+@pytest.fixture(scope="session")
+def login_server(
+    serve_app: Callable[..., AppServer], article_index: Any, tmp_path_factory: pytest.TempPathFactory
+) -> AppServer:
+    """The app on the bundled article behind a login, ``QA_AUTH=alice:s3cret`` in its environment (as ``qa serve``
+    reads it), shared by the modules that check what the login guards."""
+    return serve_app(auth="alice:s3cret", feedback_dir=tmp_path_factory.mktemp("login-feedback"))

@@ -46,13 +46,16 @@ def feedback_dir(article_server: AppServer) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(article_server: AppServer) -> str:
-    """The app on the bundled article (shared with test_ui.py: its tests only ask questions)."""
+def server(article_server: AppServer, evil_app: AppServer, upload_app: AppServer) -> str:
+    """The app on the bundled article (shared with test_ui.py: its tests only ask questions).
+
+    The module's other two apps are started here too, so that they load while the first tests run.
+    """
     return article_server.url
 
 
 @pytest.fixture(scope="module")
-def evil_server(serve_app: Callable[..., AppServer], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def evil_app(serve_app: Callable[..., AppServer], tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     """The app on a document whose title and text are full of markup and script."""
     text = (
         "The castle was built in 1200. "
@@ -64,7 +67,7 @@ def evil_server(serve_app: Callable[..., AppServer], tmp_path_factory: pytest.Te
     path = tmp_path_factory.mktemp("evil") / "index"
     qa.Index.build([doc], path)
     with serve_app(path, feedback_dir=tmp_path_factory.mktemp("evil-feedback")) as app:
-        yield app.url
+        yield app
 
 
 @pytest.fixture(scope="module")
@@ -172,11 +175,11 @@ def test_markup_in_a_question_is_shown_as_text_and_never_runs(page: Any) -> None
     assert '<img src=x onerror="window.__xss=1">' in page.locator("#sources .qa-latest .qa-q").inner_text()
 
 
-def test_markup_in_a_document_is_shown_as_text_and_never_runs(browser: Any, evil_server: str) -> None:
+def test_markup_in_a_document_is_shown_as_text_and_never_runs(browser: Any, evil_app: AppServer) -> None:
     context = browser.new_context()
     page = context.new_page()
     try:
-        page.goto(evil_server)
+        page.goto(evil_app.url)
         page.wait_for_selector("#msg textarea")
         reply = ask(page, "What does the castle gate hide?")
         if reply.locator("a.qa-cite").count() == 0:
@@ -234,9 +237,7 @@ def test_example_questions_retry_clear_and_feedback(page: Any, feedback_dir: Pat
 
 
 @pytest.fixture(scope="module")
-def upload_server(
-    serve_app: Callable[..., AppServer], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[AppServer]:
+def upload_app(serve_app: Callable[..., AppServer], tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     """The app on the bundled article, with an index folder of its own: the first upload creates a workspace there."""
     root = tmp_path_factory.mktemp("upload-app")
     with serve_app(index_dir=root / "index", feedback_dir=root / "feedback") as app:
@@ -255,7 +256,7 @@ def _pdf_bytes(pages: list[str], title: str) -> bytes:
     return bytes(pdf.output())
 
 
-def test_an_uploaded_file_is_listed_answered_cited_and_removable(browser: Any, upload_server: AppServer) -> None:
+def test_an_uploaded_file_is_listed_answered_cited_and_removable(browser: Any, upload_app: AppServer) -> None:
     ships = "How many ships did the lighthouse keeper log in March?"
     markup = '<img src=x onerror="window.__xss=1">'  # a file name cannot hold the '/' of PAYLOAD's </script>
     pdf = _pdf_bytes(
@@ -266,7 +267,7 @@ def test_an_uploaded_file_is_listed_answered_cited_and_removable(browser: Any, u
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     try:
-        page.goto(upload_server.url)
+        page.goto(upload_app.url)
         page.wait_for_selector("#msg textarea")
         page.locator("#qa-docs button.label-wrap").click()  # open the Documents section
         page.set_input_files(
@@ -287,7 +288,7 @@ def test_an_uploaded_file_is_listed_answered_cited_and_removable(browser: Any, u
         assert f"from {markup}.txt" in page.locator("#qa-doc-list").inner_text()
         assert page.evaluate("window.__xss") is None and page.locator("#qa-docs img[src='x']").count() == 0
         # The upload is handled: nothing of it is left in the app's private upload folder.
-        (folder,) = (upload_server.settings.index_root / TEMP_FOLDER).glob(f"{upload_server.pid}-*")
+        (folder,) = (upload_app.settings.index_root / TEMP_FOLDER).glob(f"{upload_app.pid}-*")
         assert [p for p in folder.rglob("*") if p.is_file()] == []
 
         reply = ask(page, ships)

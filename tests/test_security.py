@@ -9,6 +9,7 @@ leaves 127.0.0.1.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -149,58 +150,69 @@ def test_credentials_are_never_taken_from_the_command_line(capsys: pytest.Captur
     assert "s3cret" not in repr(qa.get_settings().replace(auth="alice:s3cret"))
 
 
+@pytest.fixture(scope="module")
+def auth_file_app(
+    serve_app: Callable[..., AppServer], article_index: qa.Index, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AppServer]:
+    """The app on the bundled article with its login from a file (``QA_AUTH_FILE``; no ``QA_AUTH``)."""
+    folder = tmp_path_factory.mktemp("auth-file")
+    accounts = folder / "accounts"
+    accounts.write_text("# one user:password a line\nbob:other\nalice:s3cret\n", encoding="utf-8")
+    accounts.chmod(0o600)
+    settings = dataclasses.replace(qa.get_settings(), auth=None, auth_file=accounts)
+    with serve_app(settings=settings, feedback_dir=folder / "feedback") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def open_app(
+    serve_app: Callable[..., AppServer], small: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AppServer]:
+    """The app with no login (loopback), with a 0.01 MB upload limit."""
+    with serve_app(small, feedback_dir=tmp_path_factory.mktemp("feedback"), max_file_mb=0.01) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def open_server(open_app: AppServer) -> str:
+    return open_app.url
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("source", ["QA_AUTH", "QA_AUTH_FILE"])
 def test_a_login_from_the_environment_guards_the_page_the_api_and_the_files(
     source: str,
-    serve_app: Callable[..., AppServer],
-    small: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    login_server: AppServer,
+    auth_file_app: AppServer,
+    open_app: AppServer,  # not used here: started now, it loads while these tests run
+    article_index: qa.Index,
     _offline_hub: None,
 ) -> None:
     from gradio_client import Client
 
-    monkeypatch.delenv("QA_AUTH", raising=False)
-    monkeypatch.delenv("QA_AUTH_FILE", raising=False)
-    if source == "QA_AUTH":
-        monkeypatch.setenv("QA_AUTH", "alice:s3cret")
-    else:
-        accounts = tmp_path / "accounts"
-        accounts.write_text("# one user:password a line\nbob:other\nalice:s3cret\n", encoding="utf-8")
-        accounts.chmod(0o600)
-        monkeypatch.setenv("QA_AUTH_FILE", str(accounts))
-    # `python app.py` in a child process, which reads the login from the environment like `qa serve`.
-    with serve_app(small, feedback_dir=tmp_path / "feedback") as server:
-        url = server.url
-        with pytest.raises(Exception, match=r"(?i)auth|credentials|login"):
-            Client(url, verbose=False, analytics_enabled=False)
-        with pytest.raises(ValueError, match=r"(?i)could not login"):
-            Client(url, auth=("alice", "wrong"), verbose=False, analytics_enabled=False)
-        with pytest.raises(ValueError, match=r"(?i)could not login"):
-            Client(url, auth=("mallory", "s3cret"), verbose=False, analytics_enabled=False)
-        # Without the session cookie, plain HTTP gets nothing: not the config, the API, a file, or an upload.
-        ask = b'{"data": ["Which pet purrs?"]}'
-        assert _http(f"{url}config") == 401
-        assert _http(f"{url}gradio_api/info") == 401
-        json_type = {"Content-Type": "application/json"}
-        assert _http(f"{url}gradio_api/call/ask", method="POST", data=ask, headers=json_type) == 401
-        assert _http(f"{url}gradio_api/file={small / 'meta.sqlite'}") == 401
-        assert _http(f"{url}gradio_api/upload", method="POST", data=b"") == 401
-        client = Client(url, auth=("alice", "s3cret"), verbose=False, analytics_enabled=False)
-        assert "purr" in client.predict("Which pet purrs?", api_name="/ask")["answer"]
+    # `python app.py` in a child process, which reads the login from its environment like `qa serve`.
+    url = (login_server if source == "QA_AUTH" else auth_file_app).url
+    assert login_server.settings.auth == "alice:s3cret" and auth_file_app.settings.auth is None
+    with pytest.raises(Exception, match=r"(?i)auth|credentials|login"):
+        Client(url, verbose=False, analytics_enabled=False)
+    with pytest.raises(ValueError, match=r"(?i)could not login"):
+        Client(url, auth=("alice", "wrong"), verbose=False, analytics_enabled=False)
+    with pytest.raises(ValueError, match=r"(?i)could not login"):
+        Client(url, auth=("mallory", "s3cret"), verbose=False, analytics_enabled=False)
+    # Without the session cookie, plain HTTP gets nothing: not the config, the API, a file, or an upload.
+    ask = b'{"data": ["Who led the delegation of US lawmakers?"]}'
+    assert _http(f"{url}config") == 401
+    assert _http(f"{url}gradio_api/info") == 401
+    json_type = {"Content-Type": "application/json"}
+    assert _http(f"{url}gradio_api/call/ask", method="POST", data=ask, headers=json_type) == 401
+    assert article_index.path is not None
+    assert _http(f"{url}gradio_api/file={article_index.path / 'meta.sqlite'}") == 401
+    assert _http(f"{url}gradio_api/upload", method="POST", data=b"") == 401
+    client = Client(url, auth=("alice", "s3cret"), verbose=False, analytics_enabled=False)
+    assert "Gentry Beach" in client.predict("Who led the delegation of US lawmakers?", api_name="/ask")["answer"]
 
 
 # ------------------------------------------------------------------------------------------ files served and uploaded
-
-
-@pytest.fixture(scope="module")
-def open_server(
-    serve_app: Callable[..., AppServer], small: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """The app with no login (loopback), with a 0.01 MB upload limit."""
-    with serve_app(small, feedback_dir=tmp_path_factory.mktemp("feedback"), max_file_mb=0.01) as server:
-        yield server.url
 
 
 @pytest.mark.slow

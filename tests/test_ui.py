@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -182,8 +181,11 @@ def test_a_public_address_without_login_is_refused(
 
 
 @pytest.fixture(scope="module")
-def server(article_server: AppServer) -> str:
-    """The app on the bundled article (shared with other modules: these tests only ask it questions)."""
+def server(article_server: AppServer, login_server: AppServer) -> str:
+    """The app on the bundled article (shared with other modules: these tests only ask it questions).
+
+    The login test's app is started here too, so that it loads while these tests run.
+    """
     return article_server.url
 
 
@@ -289,16 +291,13 @@ def test_the_shared_index_is_safe_across_threads(article_index: qa.Index) -> Non
     assert all("Naqvi" in r for r in results[1::2])
 
 
-def test_a_login_protects_the_app_and_its_api(
-    serve_app: Callable[..., AppServer], article_index: qa.Index, _offline_hub: None
-) -> None:
+def test_a_login_protects_the_app_and_its_api(login_server: AppServer, _offline_hub: None) -> None:
     from gradio_client import Client
 
-    with serve_app(auth="alice:s3cret") as app:
-        url = app.url
-        with pytest.raises(Exception, match=r"(?i)auth|credentials|login"):
-            Client(url, verbose=False, analytics_enabled=False)
-        with pytest.raises(ValueError, match=r"(?i)could not login"):
-            Client(url, auth=("alice", "wrong"), verbose=False, analytics_enabled=False)
-        client = Client(url, auth=("alice", "s3cret"), verbose=False, analytics_enabled=False)
-        assert client.predict(GOLD_QUESTION, api_name="/ask")["found"] is True
+    url = login_server.url  # QA_AUTH=alice:s3cret
+    with pytest.raises(Exception, match=r"(?i)auth|credentials|login"):
+        Client(url, verbose=False, analytics_enabled=False)
+    with pytest.raises(ValueError, match=r"(?i)could not login"):
+        Client(url, auth=("alice", "wrong"), verbose=False, analytics_enabled=False)
+    client = Client(url, auth=("alice", "s3cret"), verbose=False, analytics_enabled=False)
+    assert client.predict(GOLD_QUESTION, api_name="/ask")["found"] is True

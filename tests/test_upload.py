@@ -151,8 +151,19 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> qa.Settings:
 
 
 @pytest.fixture(scope="module")
-def server(settings: qa.Settings, serve_app: Callable[..., AppServer]) -> Iterator[str]:
-    """The app on the bundled article (its index built in this module's folder), on 127.0.0.1."""
+def folder_app(serve_app: Callable[..., AppServer], tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """An app with an index folder of its own, whose upload folder a test watches (and which that test stops)."""
+    root = tmp_path_factory.mktemp("folder-app")
+    with serve_app(index_dir=root / "index", feedback_dir=root / "feedback", max_file_mb=MAX_FILE_MB) as app:
+        yield app
+
+
+@pytest.fixture(scope="module")
+def server(settings: qa.Settings, serve_app: Callable[..., AppServer], folder_app: AppServer) -> Iterator[str]:
+    """The app on the bundled article (its index built in this module's folder), on 127.0.0.1.
+
+    ``folder_app`` is started here too, so that it loads while this app's tests run.
+    """
     with serve_app(settings=settings) as app:
         yield app.url
 
@@ -290,11 +301,11 @@ def _mode(path: Path) -> int:
 
 
 def test_uploads_wait_in_a_private_folder_emptied_once_handled_and_removed_when_the_app_stops(
-    serve_app: Callable[..., AppServer], tmp_path: Path
+    folder_app: AppServer,
 ) -> None:
-    root = tmp_path / "index"
+    root = folder_app.settings.index_root
     gradio_default = Path(tempfile.gettempdir()) / "gradio"  # where Gradio would have put them (world-readable)
-    with serve_app(index_dir=root, feedback_dir=tmp_path / "feedback", max_file_mb=MAX_FILE_MB) as server:
+    with folder_app as server:
         parent = root / TEMP_FOLDER
         (folder,) = parent.glob(f"{server.pid}-*")  # this app's own folder, named after its process
         assert _mode(parent) == 0o700 and _mode(folder) == 0o700
