@@ -88,7 +88,7 @@ def serve_forever(port: int, index: str | None, concurrency: int | None) -> None
         concurrency: questions answered at once (``None``: the ``concurrency`` setting).
     """
     import qa
-    from qa import ui
+    from qa import web as ui
 
     settings = qa.get_settings(concurrency=concurrency)
     app = ui.build_app(index=index, settings=settings)

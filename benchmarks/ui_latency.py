@@ -57,7 +57,7 @@ def main() -> int:
     from gradio_client import Client
 
     import qa
-    from qa import ui
+    from qa import web as ui
 
     settings = qa.get_settings()
     started = time.perf_counter()

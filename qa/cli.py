@@ -169,7 +169,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from .ui import serve
+    from .web import serve
 
     serve(index=args.index, settings=_settings(args), allow_public=args.allow_public)
     return 0

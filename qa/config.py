@@ -56,6 +56,8 @@ class Settings:
     """Index used by retrieve/ask/serve when none is given (``None``: the bundled article's index)."""
     k: int = 5
     """Number of passages returned by ``retrieve``."""
+    max_k: int = 100
+    """Most passages the web app's ``/retrieve`` returns; a larger ``k`` is refused before any search."""
     min_score: float = 0.112
     """Abstention threshold on the best passage's score: below it, ``answer`` says it found nothing."""
     weight_bm25: float = 1.0
@@ -192,6 +194,7 @@ _COUNT_LIMITS = ("max_xml_elements", "max_document_chars", "max_document_sentenc
 def _validated(s: Settings) -> Settings:
     checks: list[tuple[bool, str]] = [
         (s.k >= 1, f"k={s.k} must be at least 1"),
+        (s.max_k >= 1, f"max_k={s.max_k} must be at least 1"),
         (s.answer_sentences >= 1, f"answer_sentences={s.answer_sentences} must be at least 1"),
         (s.context >= 0, f"context={s.context} must be 0 or more"),
         (s.batch_size >= 1, f"batch_size={s.batch_size} must be at least 1"),

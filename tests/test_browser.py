@@ -1,4 +1,4 @@
-"""End to end in a real browser: Chromium (Playwright) drives the real app on 127.0.0.1.
+"""End to end in a real browser: Chromium (Playwright) drives the real app (``python app.py``) on 127.0.0.1.
 
 Skipped only when /usr/bin/chromium is missing (CI installs it). ``QA_UPDATE_SCREENSHOT=1`` also writes the
 laptop-width screenshot of a real answer to docs/screenshot.png.
@@ -9,16 +9,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from browser_support import CHROMIUM, CHROMIUM_ARGS
 
 import qa
-from qa import ui
+from qa.web.uploads import TEMP_FOLDER
+
+if TYPE_CHECKING:
+    from conftest import AppServer
 
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "screenshot.png"
 
@@ -38,32 +40,22 @@ BOT = "#chatbot .message.bot"
 USER = "#chatbot .message.user"
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _serve(index: str | Path | qa.Index | None, settings: qa.Settings) -> tuple[Any, str]:
-    app = ui.build_app(index=index, settings=settings)
-    return app, ui.launch(app, port=_free_port(), settings=settings, block=False, quiet=True)
+@pytest.fixture(scope="module")
+def feedback_dir(article_server: AppServer) -> Path:
+    return Path(article_server.settings.feedback_dir)
 
 
 @pytest.fixture(scope="module")
-def feedback_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("feedback")
+def server(article_server: AppServer, evil_app: AppServer, upload_app: AppServer) -> str:
+    """The app on the bundled article (shared with test_ui.py: its tests only ask questions).
+
+    The module's other two apps are started here too, so that they load while the first tests run.
+    """
+    return article_server.url
 
 
 @pytest.fixture(scope="module")
-def server(article_index: qa.Index, feedback_dir: Path) -> Iterator[str]:
-    """The app on the bundled article, served on 127.0.0.1 for this module."""
-    app, url = _serve(None, qa.get_settings(feedback_dir=feedback_dir))
-    yield url
-    app.close()
-
-
-@pytest.fixture(scope="module")
-def evil_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def evil_app(serve_app: Callable[..., AppServer], tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     """The app on a document whose title and text are full of markup and script."""
     text = (
         "The castle was built in 1200. "
@@ -74,9 +66,8 @@ def evil_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     doc = qa.Document("evil", f"Evil {PAYLOAD} title", text)
     path = tmp_path_factory.mktemp("evil") / "index"
     qa.Index.build([doc], path)
-    app, url = _serve(path, qa.get_settings(feedback_dir=tmp_path_factory.mktemp("evil-feedback")))
-    yield url
-    app.close()
+    with serve_app(path, feedback_dir=tmp_path_factory.mktemp("evil-feedback")) as app:
+        yield app
 
 
 @pytest.fixture(scope="module")
@@ -184,11 +175,11 @@ def test_markup_in_a_question_is_shown_as_text_and_never_runs(page: Any) -> None
     assert '<img src=x onerror="window.__xss=1">' in page.locator("#sources .qa-latest .qa-q").inner_text()
 
 
-def test_markup_in_a_document_is_shown_as_text_and_never_runs(browser: Any, evil_server: str) -> None:
+def test_markup_in_a_document_is_shown_as_text_and_never_runs(browser: Any, evil_app: AppServer) -> None:
     context = browser.new_context()
     page = context.new_page()
     try:
-        page.goto(evil_server)
+        page.goto(evil_app.url)
         page.wait_for_selector("#msg textarea")
         reply = ask(page, "What does the castle gate hide?")
         if reply.locator("a.qa-cite").count() == 0:
@@ -246,12 +237,11 @@ def test_example_questions_retry_clear_and_feedback(page: Any, feedback_dir: Pat
 
 
 @pytest.fixture(scope="module")
-def upload_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def upload_app(serve_app: Callable[..., AppServer], tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     """The app on the bundled article, with an index folder of its own: the first upload creates a workspace there."""
     root = tmp_path_factory.mktemp("upload-app")
-    app, url = _serve(None, qa.get_settings(index_dir=root / "index", feedback_dir=root / "feedback"))
-    yield url
-    app.close()
+    with serve_app(index_dir=root / "index", feedback_dir=root / "feedback") as app:
+        yield app
 
 
 def _pdf_bytes(pages: list[str], title: str) -> bytes:
@@ -266,7 +256,7 @@ def _pdf_bytes(pages: list[str], title: str) -> bytes:
     return bytes(pdf.output())
 
 
-def test_an_uploaded_file_is_listed_answered_cited_and_removable(browser: Any, upload_server: str) -> None:
+def test_an_uploaded_file_is_listed_answered_cited_and_removable(browser: Any, upload_app: AppServer) -> None:
     ships = "How many ships did the lighthouse keeper log in March?"
     markup = '<img src=x onerror="window.__xss=1">'  # a file name cannot hold the '/' of PAYLOAD's </script>
     pdf = _pdf_bytes(
@@ -277,7 +267,7 @@ def test_an_uploaded_file_is_listed_answered_cited_and_removable(browser: Any, u
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     try:
-        page.goto(upload_server)
+        page.goto(upload_app.url)
         page.wait_for_selector("#msg textarea")
         page.locator("#qa-docs button.label-wrap").click()  # open the Documents section
         page.set_input_files(
@@ -297,6 +287,9 @@ def test_an_uploaded_file_is_listed_answered_cited_and_removable(browser: Any, u
         # A file named and filled with markup is listed as text; nothing in it runs.
         assert f"from {markup}.txt" in page.locator("#qa-doc-list").inner_text()
         assert page.evaluate("window.__xss") is None and page.locator("#qa-docs img[src='x']").count() == 0
+        # The upload is handled: nothing of it is left in the app's private upload folder.
+        (folder,) = (upload_app.settings.index_root / TEMP_FOLDER).glob(f"{upload_app.pid}-*")
+        assert [p for p in folder.rglob("*") if p.is_file()] == []
 
         reply = ask(page, ships)
         assert "412 ships" in reply.inner_text()

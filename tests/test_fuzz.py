@@ -4,30 +4,33 @@ Empty, blank, 100,000-character, control-character, right-to-left, emoji, HTML/J
 documents made of the same. Whatever comes in: no crash (only a :class:`qa.QAError` with a message saying what
 is wrong), a bounded time per example (hypothesis' deadline, a bound and not a benchmark), citations that are
 still exact (``document.text[start:end] == passage.text``), and HTML that shows the input as text, never as
-markup. Real model, real FAISS; the last tests send the same input through a real server with gradio_client.
+markup. Real model, real FAISS; the last tests send the same input through the real app (a child process)
+with gradio_client.
 """
 
 from __future__ import annotations
 
 import json
-import socket
 import tempfile
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import qa
-from qa import ui
+from qa import web
 from qa.answer import NOT_FOUND
 from qa.conversation import read_question
 from qa.documents import load_sources
+
+if TYPE_CHECKING:
+    from conftest import AppServer
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*no_silent_downcasting", "ignore:The copy keyword is deprecated")
 
@@ -163,10 +166,10 @@ def test_any_question_gets_an_answer_with_exact_citations_or_a_clear_refusal(ind
         position = at + len(passage.text)
     for passage in answer.closest:
         _assert_exact(index, passage)
-    turn = ui.Turn(read_question(question, []), answer)
-    _assert_inert(ui.render_question(question))
-    _assert_inert(ui.render_answer(answer, turn=1, reading=turn.reading))
-    _assert_inert(ui.render_sources([turn]))
+    turn = web.Turn(read_question(question, []), answer)
+    _assert_inert(web.render_question(question))
+    _assert_inert(web.render_answer(answer, turn=1, reading=turn.reading))
+    _assert_inert(web.render_sources([turn]))
 
 
 @BOUNDED
@@ -181,7 +184,7 @@ def test_a_conversation_of_any_questions_reads_and_renders_safely(
         assert len(reading.query) <= limit  # a follow-up never turns an accepted question into a refused one
     answer = _ask(index, reading.query)
     if answer is not None:
-        _assert_inert(ui.render_answer(answer, turn=len(history) + 1, reading=reading))
+        _assert_inert(web.render_answer(answer, turn=len(history) + 1, reading=reading))
 
 
 @pytest.mark.parametrize("question", ["\ud800", "who \udfff is it?", "a\ud83dcats"])
@@ -253,7 +256,7 @@ def test_any_documents_index_with_exact_offsets_or_are_refused_clearly(docs: lis
     for passage in passages:
         _assert_exact(index, passage)
         shown = qa.Answer(question, NOT_FOUND, False, [], [passage])
-        _assert_inert(ui.render_sources([ui.Turn(read_question(question, []), shown)]))
+        _assert_inert(web.render_sources([web.Turn(read_question(question, []), shown)]))
 
 
 @BOUNDED
@@ -290,20 +293,13 @@ def test_characters_an_index_cannot_store_are_refused_clearly(doc: qa.Document, 
 # ------------------------------------------------------------------------------------------ through the server
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def server(index: qa.Index, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The app serving the hostile documents (127.0.0.1, free port, stopped at the end of the module)."""
-    settings_ = qa.get_settings(feedback_dir=tmp_path_factory.mktemp("feedback"))
-    app = ui.build_app(index=index, settings=settings_)
-    url = ui.launch(app, port=_free_port(), settings=settings_, block=False, quiet=True)
-    yield url
-    app.close()
+def server(
+    index: qa.Index, serve_app: Callable[..., AppServer], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The app serving the hostile documents (a child process on 127.0.0.1, stopped at the end of the module)."""
+    with serve_app(index, feedback_dir=tmp_path_factory.mktemp("feedback")) as app:
+        yield app.url
 
 
 @pytest.fixture(scope="module")
@@ -368,11 +364,14 @@ def test_a_lone_surrogate_sent_as_a_json_escape_gets_a_clear_error(server: str, 
 def test_odd_k_through_the_api_gets_passages_or_a_clear_error(client: Any, k: Any) -> None:
     from gradio_client.exceptions import AppError
 
+    max_k = qa.get_settings().max_k
     try:
         result = client.predict("Which pet purrs?", k, api_name="/retrieve")
     except AppError as exc:
         assert "k=" in str(exc) or "number" in str(exc), str(exc)
+        assert k != 10**9 or f"limit of {max_k} passages" in str(exc), str(exc)  # over max_k: refused at once
         return
-    assert 1 <= len(result["passages"]) <= 10**9
+    assert k != 10**9, "a k over max_k must be refused"
+    assert 1 <= len(result["passages"]) <= max_k
     # And the server still answers afterwards.
     assert client.predict("Which pet purrs?", api_name="/ask")["found"] in (True, False)

@@ -1,33 +1,39 @@
 """Security defaults: who can reach the app, who can use it, what is stored and how, what is read back.
 
-Each promise of SECURITY.md is checked here (or in the file it names) against the real thing: a real Gradio
-server on 127.0.0.1 on a free port (stopped by the test), gradio_client and plain HTTP to it, real index files
-on disk, and a real Chromium (Playwright) for markup in documents. No traffic leaves 127.0.0.1.
+Each promise of SECURITY.md is checked here (or in the file it names) against the real thing: the real app
+(``python app.py`` in a child process, on 127.0.0.1 on a free port, stopped by the test by PID), gradio_client and
+plain HTTP to it, real index files on disk, and a real Chromium (Playwright) for markup in documents. No traffic
+leaves 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
-import socket
 import stat
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
 from browser_support import CHROMIUM, CHROMIUM_ARGS
 
 import qa
-from qa import ui
+from qa import web
 from qa.conversation import read_question
 from qa.documents import safe_filename
+from qa.web.feedback import record_feedback
+from qa.web.server import check_exposure
+
+if TYPE_CHECKING:
+    from conftest import AppServer
 
 ROOT = Path(__file__).resolve().parents[1]
 PAYLOAD = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
@@ -40,28 +46,11 @@ DOCS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("small") / "idx"
     qa.Index.build(DOCS, path)
     return path
-
-
-@contextlib.contextmanager
-def _served(index: Path, settings: qa.Settings) -> Iterator[tuple[Any, str]]:
-    """The app on ``index``, launched as ``qa serve`` would (default host), stopped on exit."""
-    app = ui.build_app(index=index, settings=settings)
-    url = ui.launch(app, port=_free_port(), settings=settings, block=False, quiet=True)
-    try:
-        yield app, url
-    finally:
-        app.close()
 
 
 def _http(url: str, *, method: str = "GET", data: bytes | None = None, headers: dict[str, str] | None = None) -> int:
@@ -100,14 +89,16 @@ def _listening_addresses(port: int) -> set[str]:
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads the socket table of Linux's /proc")
 def test_a_launched_app_listens_on_loopback_only_and_shares_nothing(
-    small: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    serve_app: Callable[..., AppServer], small: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("QA_HOST", raising=False)
-    with _served(small, qa.get_settings(feedback_dir=tmp_path)) as (app, url):
+    # In this process, launched as `qa serve` does (default host): the test reads the Blocks' share_url.
+    with serve_app(small, feedback_dir=tmp_path, in_process=True) as server:
+        url = server.url
         port = int(url.rstrip("/").rsplit(":", 1)[1])
         assert url.startswith("http://127.0.0.1:")
         assert _listening_addresses(port) == {"0100007F"}  # 127.0.0.1 in the kernel's byte order; no 0.0.0.0, no ::
-        assert app.share_url is None  # no public share link was created
+        assert server.app.share_url is None  # no public share link was created
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.10", "10.0.0.5", "example.org", "[::]"])
@@ -116,29 +107,29 @@ def test_a_non_local_address_without_a_login_is_refused(host: str, monkeypatch: 
     monkeypatch.delenv("QA_AUTH_FILE", raising=False)
     settings = qa.get_settings()
     with pytest.raises(qa.ConfigError, match=r"without a login.*QA_AUTH.*--allow-public"):
-        ui.serve(host=host, settings=settings)  # refused before any index, model or socket is touched
+        web.serve(host=host, settings=settings)  # refused before any index, model or socket is touched
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "::1", "[::1]"])
 def test_loopback_addresses_need_no_login(host: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("QA_AUTH", raising=False)
     monkeypatch.delenv("QA_AUTH_FILE", raising=False)
-    assert ui._check_exposure(qa.get_settings(host=host), allow_public=False) == {}
+    assert check_exposure(qa.get_settings(host=host), allow_public=False) == {}
 
 
 def test_a_non_local_address_is_allowed_with_a_login_or_on_purpose(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("QA_AUTH_FILE", raising=False)
     monkeypatch.setenv("QA_AUTH", "alice:s3cret")
-    assert ui._check_exposure(qa.get_settings(host="0.0.0.0"), allow_public=False) == {"alice": "s3cret"}
+    assert check_exposure(qa.get_settings(host="0.0.0.0"), allow_public=False) == {"alice": "s3cret"}
     monkeypatch.delenv("QA_AUTH")
-    assert ui._check_exposure(qa.get_settings(host="0.0.0.0"), allow_public=True) == {}
+    assert check_exposure(qa.get_settings(host="0.0.0.0"), allow_public=True) == {}
 
 
 def test_nothing_is_fetched_from_the_network_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     """No model download and no Gradio telemetry unless asked for (the app may run with no network at all)."""
     monkeypatch.delenv("QA_ALLOW_DOWNLOAD", raising=False)
     assert qa.get_settings().allow_download is False
-    assert os.environ.get("GRADIO_ANALYTICS_ENABLED") == "False"  # set by qa.ui before gradio is imported
+    assert os.environ.get("GRADIO_ANALYTICS_ENABLED") == "False"  # set by qa.web before gradio is imported
 
 
 # ------------------------------------------------------------------------------------------ login
@@ -148,7 +139,7 @@ def test_credentials_are_never_taken_from_the_command_line(capsys: pytest.Captur
     from qa import cli
 
     helps = []
-    for run in (lambda: ui.main(["--help"]), lambda: cli.main(["serve", "--help"])):
+    for run in (lambda: web.main(["--help"]), lambda: cli.main(["serve", "--help"])):
         with pytest.raises(SystemExit):
             run()
         helps.append(capsys.readouterr().out)
@@ -159,51 +150,69 @@ def test_credentials_are_never_taken_from_the_command_line(capsys: pytest.Captur
     assert "s3cret" not in repr(qa.get_settings().replace(auth="alice:s3cret"))
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("source", ["QA_AUTH", "QA_AUTH_FILE"])
-def test_a_login_from_the_environment_guards_the_page_the_api_and_the_files(
-    source: str, small: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _offline_hub: None
-) -> None:
-    from gradio_client import Client
-
-    monkeypatch.delenv("QA_AUTH", raising=False)
-    monkeypatch.delenv("QA_AUTH_FILE", raising=False)
-    if source == "QA_AUTH":
-        monkeypatch.setenv("QA_AUTH", "alice:s3cret")
-    else:
-        accounts = tmp_path / "accounts"
-        accounts.write_text("# one user:password a line\nbob:other\nalice:s3cret\n", encoding="utf-8")
-        accounts.chmod(0o600)
-        monkeypatch.setenv("QA_AUTH_FILE", str(accounts))
-    settings = qa.get_settings(feedback_dir=tmp_path / "feedback")  # from the environment, like `qa serve`
-    with _served(small, settings) as (_, url):
-        with pytest.raises(Exception, match=r"(?i)auth|credentials|login"):
-            Client(url, verbose=False, analytics_enabled=False)
-        with pytest.raises(ValueError, match=r"(?i)could not login"):
-            Client(url, auth=("alice", "wrong"), verbose=False, analytics_enabled=False)
-        with pytest.raises(ValueError, match=r"(?i)could not login"):
-            Client(url, auth=("mallory", "s3cret"), verbose=False, analytics_enabled=False)
-        # Without the session cookie, plain HTTP gets nothing: not the config, the API, a file, or an upload.
-        ask = b'{"data": ["Which pet purrs?"]}'
-        assert _http(f"{url}config") == 401
-        assert _http(f"{url}gradio_api/info") == 401
-        json_type = {"Content-Type": "application/json"}
-        assert _http(f"{url}gradio_api/call/ask", method="POST", data=ask, headers=json_type) == 401
-        assert _http(f"{url}gradio_api/file={small / 'meta.sqlite'}") == 401
-        assert _http(f"{url}gradio_api/upload", method="POST", data=b"") == 401
-        client = Client(url, auth=("alice", "s3cret"), verbose=False, analytics_enabled=False)
-        assert "purr" in client.predict("Which pet purrs?", api_name="/ask")["answer"]
-
-
-# ------------------------------------------------------------------------------------------ files served and uploaded
+@pytest.fixture(scope="module")
+def auth_file_app(
+    serve_app: Callable[..., AppServer], article_index: qa.Index, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AppServer]:
+    """The app on the bundled article with its login from a file (``QA_AUTH_FILE``; no ``QA_AUTH``)."""
+    folder = tmp_path_factory.mktemp("auth-file")
+    accounts = folder / "accounts"
+    accounts.write_text("# one user:password a line\nbob:other\nalice:s3cret\n", encoding="utf-8")
+    accounts.chmod(0o600)
+    settings = dataclasses.replace(qa.get_settings(), auth=None, auth_file=accounts)
+    with serve_app(settings=settings, feedback_dir=folder / "feedback") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
-def open_server(small: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def open_app(
+    serve_app: Callable[..., AppServer], small: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AppServer]:
     """The app with no login (loopback), with a 0.01 MB upload limit."""
-    settings = qa.get_settings(feedback_dir=tmp_path_factory.mktemp("feedback"), max_file_mb=0.01)
-    with _served(small, settings) as (_, url):
-        yield url
+    with serve_app(small, feedback_dir=tmp_path_factory.mktemp("feedback"), max_file_mb=0.01) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def open_server(open_app: AppServer) -> str:
+    return open_app.url
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source", ["QA_AUTH", "QA_AUTH_FILE"])
+def test_a_login_from_the_environment_guards_the_page_the_api_and_the_files(
+    source: str,
+    login_server: AppServer,
+    auth_file_app: AppServer,
+    open_app: AppServer,  # not used here: started now, it loads while these tests run
+    article_index: qa.Index,
+    _offline_hub: None,
+) -> None:
+    from gradio_client import Client
+
+    # `python app.py` in a child process, which reads the login from its environment like `qa serve`.
+    url = (login_server if source == "QA_AUTH" else auth_file_app).url
+    assert login_server.settings.auth == "alice:s3cret" and auth_file_app.settings.auth is None
+    with pytest.raises(Exception, match=r"(?i)auth|credentials|login"):
+        Client(url, verbose=False, analytics_enabled=False)
+    with pytest.raises(ValueError, match=r"(?i)could not login"):
+        Client(url, auth=("alice", "wrong"), verbose=False, analytics_enabled=False)
+    with pytest.raises(ValueError, match=r"(?i)could not login"):
+        Client(url, auth=("mallory", "s3cret"), verbose=False, analytics_enabled=False)
+    # Without the session cookie, plain HTTP gets nothing: not the config, the API, a file, or an upload.
+    ask = b'{"data": ["Who led the delegation of US lawmakers?"]}'
+    assert _http(f"{url}config") == 401
+    assert _http(f"{url}gradio_api/info") == 401
+    json_type = {"Content-Type": "application/json"}
+    assert _http(f"{url}gradio_api/call/ask", method="POST", data=ask, headers=json_type) == 401
+    assert article_index.path is not None
+    assert _http(f"{url}gradio_api/file={article_index.path / 'meta.sqlite'}") == 401
+    assert _http(f"{url}gradio_api/upload", method="POST", data=b"") == 401
+    client = Client(url, auth=("alice", "s3cret"), verbose=False, analytics_enabled=False)
+    assert "Gentry Beach" in client.predict("Who led the delegation of US lawmakers?", api_name="/ask")["answer"]
+
+
+# ------------------------------------------------------------------------------------------ files served and uploaded
 
 
 @pytest.mark.slow
@@ -305,11 +314,11 @@ def test_the_feedback_log_is_owner_only(tmp_path: Path) -> None:
     """The thumbs up/down log holds the questions people asked: 0600, in a 0700 folder it creates."""
     passage = qa.Passage("Cats purr.", 0.9, "cats", "Cats", 0, 0, 10, "Cats purr.", 0, 10)
     answer = qa.Answer("Which pet purrs?", "Cats purr. [1]", True, [passage], [])
-    turn = ui.Turn(read_question("Which pet purrs?", []), answer)
+    turn = web.Turn(read_question("Which pet purrs?", []), answer)
     old = os.umask(0)
     try:
         log = tmp_path / "feedback" / "feedback.jsonl"
-        ui._record_feedback(log, turn, "up", qa.Index.build(DOCS))
+        record_feedback(log, turn, "up", qa.Index.build(DOCS))
     finally:
         os.umask(old)
     assert json.loads(log.read_text(encoding="utf-8"))["verdict"] == "up"
@@ -376,7 +385,9 @@ def test_a_pickle_planted_in_an_index_is_refused_and_never_runs(small: Path, tmp
 @pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.skipif(not CHROMIUM.exists(), reason=f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-def test_script_in_indexed_documents_is_cited_as_text_and_never_runs(tmp_path: Path) -> None:
+def test_script_in_indexed_documents_is_cited_as_text_and_never_runs(
+    serve_app: Callable[..., AppServer], tmp_path: Path
+) -> None:
     """Files with script in their names, titles and text, indexed and served: cited, shown, never executed."""
     from playwright.sync_api import sync_playwright
 
@@ -392,9 +403,9 @@ def test_script_in_indexed_documents_is_cited_as_text_and_never_runs(tmp_path: P
     (folder / "more.jsonl").write_text(json.dumps(line) + "\n", encoding="utf-8")
     index = tmp_path / "idx"
     qa.Index.build([folder], index)
-    settings = qa.get_settings(feedback_dir=tmp_path / "feedback")
     dialogs: list[str] = []
-    with _served(index, settings) as (_, url), sync_playwright() as p:
+    with serve_app(index, feedback_dir=tmp_path / "feedback") as server, sync_playwright() as p:
+        url = server.url
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})

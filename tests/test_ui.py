@@ -1,24 +1,25 @@
 """The web app: rendering and escaping, login and exposure rules, and the API of a real server (gradio_client).
 
-Server tests start the real app on 127.0.0.1 on a free port, with the real model and FAISS index, and stop it
-at the end of the module.
+Server tests talk to the real app (``python app.py`` in a child process on 127.0.0.1 on a free port, with the real
+model and FAISS index; ``serve_app`` and ``article_server`` in conftest.py start it and stop it by PID).
 """
 
 from __future__ import annotations
 
 import html
 import re
-import socket
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import qa
-from qa import ui
+from qa import web
 from qa.conversation import read_question
+
+if TYPE_CHECKING:
+    from conftest import AppServer
 
 pytestmark = [
     pytest.mark.slow,
@@ -65,7 +66,7 @@ def _tags(fragment: str) -> set[str]:
 
 
 def test_a_question_is_shown_escaped() -> None:
-    shown = ui.render_question(PAYLOAD + " and *stars*\nsecond line")
+    shown = web.render_question(PAYLOAD + " and *stars*\nsecond line")
     assert "<img" not in shown and "<script" not in shown
     assert html.escape(PAYLOAD, quote=True) in shown
     assert "<br>" in shown  # line breaks kept, as markup of our own
@@ -73,7 +74,7 @@ def test_a_question_is_shown_escaped() -> None:
 
 def test_answer_markers_link_to_their_sources() -> None:
     a = _found(_passage("Gentry Beach led the delegation."), _passage("They discussed trade."))
-    shown = ui.render_answer(a, turn=3, sentences={"doc": 33})
+    shown = web.render_answer(a, turn=3, sentences={"doc": 33})
     links = re.findall(r'<a class="qa-cite" href="#(src-\d+-\d+)"[^>]*>\[(\d)\]</a>', shown)
     assert links == [("src-3-1", "1"), ("src-3-2", "2")]
     assert "sentence 5 of 33" in shown  # 0-based position 4, shown 1-based in the marker's tooltip
@@ -82,7 +83,7 @@ def test_answer_markers_link_to_their_sources() -> None:
 
 def test_document_markup_in_an_answer_is_escaped() -> None:
     a = _found(_passage(f"Evil {PAYLOAD} [1] text.", title=f"Title {PAYLOAD}"))
-    shown = ui.render_answer(a, turn=1)
+    shown = web.render_answer(a, turn=1)
     assert _tags(shown) <= {"div", "a"}
     assert html.escape(PAYLOAD, quote=True) in shown
     # The literal "[1]" inside the sentence is text; only the marker after the sentence is a link.
@@ -91,21 +92,21 @@ def test_document_markup_in_an_answer_is_escaped() -> None:
 
 def test_a_declined_answer_cites_nothing() -> None:
     a = _not_found(_passage("Close but not it."))
-    shown = ui.render_answer(a, turn=2)
+    shown = web.render_answer(a, turn=2)
     assert "do not answer" in shown
     assert "qa-cite" not in shown and "src-2-" not in shown
 
 
 def test_a_followup_says_what_was_searched() -> None:
     reading = read_question("and when?", ["Who did Interior Minister Mohsin Naqvi meet?"])
-    shown = ui.render_answer(_found(_passage("In June.")), turn=2, reading=reading)
+    shown = web.render_answer(_found(_passage("In June.")), turn=2, reading=reading)
     assert "follow-up" in shown and "Mohsin Naqvi" in shown
 
 
 def test_sources_highlight_the_cited_sentence_in_its_context() -> None:
     p = _passage("The cited sentence.", before="First <b>one</b>. ", after=" Last one.")
-    turn = ui.Turn(read_question("q?", []), _found(p))
-    shown = ui.render_sources([turn], sentences={"doc": 10})
+    turn = web.Turn(read_question("q?", []), _found(p))
+    shown = web.render_sources([turn], sentences={"doc": 10})
     assert 'id="src-1-1"' in shown
     assert '<mark class="qa-cited">The cited sentence.</mark>' in shown
     assert "First &lt;b&gt;one&lt;/b&gt;. " in shown and " Last one." in shown
@@ -114,10 +115,10 @@ def test_sources_highlight_the_cited_sentence_in_its_context() -> None:
 
 def test_sources_of_a_declined_answer_are_labelled_as_not_answering() -> None:
     turns = [
-        ui.Turn(read_question("q1?", []), _found(_passage("Evidence."))),
-        ui.Turn(read_question(OFF_TOPIC, []), _not_found(_passage("Nearest."))),
+        web.Turn(read_question("q1?", []), _found(_passage("Evidence."))),
+        web.Turn(read_question(OFF_TOPIC, []), _not_found(_passage("Nearest."))),
     ]
-    shown = ui.render_sources(turns)
+    shown = web.render_sources(turns)
     newest, older = shown.split('id="turn-1"')
     assert 'id="turn-2"' in newest and "do not answer" in newest and "Nearest." in newest
     assert "qa-badge" not in newest and "src-2-" not in newest  # no numbered citation for a declined answer
@@ -126,17 +127,21 @@ def test_sources_of_a_declined_answer_are_labelled_as_not_answering() -> None:
 
 def test_sources_escape_questions_titles_and_text() -> None:
     p = _passage(f"Text {PAYLOAD}.", before=f"{PAYLOAD} ", after=f" {PAYLOAD}", title=PAYLOAD)
-    turns = [ui.Turn(read_question(PAYLOAD, []), _found(p)), ui.Turn(read_question("x", []), _not_found(p))]
-    shown = ui.render_sources(turns)
+    turns = [web.Turn(read_question(PAYLOAD, []), _found(p)), web.Turn(read_question("x", []), _not_found(p))]
+    shown = web.render_sources(turns)
     assert _tags(shown) <= {"div", "h2", "h3", "section", "span", "ol", "ul", "li", "p", "mark", "details", "summary"}
     assert "onerror=&quot;" in shown
 
 
 def test_the_documented_examples_hold() -> None:
     import doctest
+    import importlib
+    import pkgutil
 
-    result = doctest.testmod(ui)
-    assert result.attempted > 0 and result.failed == 0
+    modules = [importlib.import_module(f"qa.web.{m.name}") for m in pkgutil.iter_modules(web.__path__)]
+    assert {m.__name__ for m in modules} >= {"qa.web.render", "qa.web.server", "qa.web.app"}
+    results = [doctest.testmod(m) for m in modules]
+    assert sum(r.attempted for r in results) > 0 and sum(r.failed for r in results) == 0
 
 
 # ------------------------------------------------------------------------------------------ login and exposure
@@ -146,18 +151,18 @@ def test_login_accounts_come_from_the_environment_and_a_file(tmp_path: Path) -> 
     accounts = tmp_path / "accounts"
     accounts.write_text("# team\nbob:pw:with:colons\n\n  carol:c4\n", encoding="utf-8")
     s = qa.get_settings().replace(auth="alice:secret", auth_file=accounts)
-    assert ui.load_auth(s) == {"alice": "secret", "bob": "pw:with:colons", "carol": "c4"}
+    assert web.load_auth(s) == {"alice": "secret", "bob": "pw:with:colons", "carol": "c4"}
 
 
 @pytest.mark.parametrize("entry", ["alice", ":pw", "alice:"])
 def test_a_malformed_login_is_refused(entry: str) -> None:
     with pytest.raises(qa.ConfigError, match="user:password"):
-        ui.load_auth(qa.get_settings().replace(auth=entry))
+        web.load_auth(qa.get_settings().replace(auth=entry))
 
 
 def test_a_missing_auth_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(qa.ConfigError, match="cannot read the auth file"):
-        ui.load_auth(qa.get_settings().replace(auth_file=tmp_path / "missing"))
+        web.load_auth(qa.get_settings().replace(auth_file=tmp_path / "missing"))
 
 
 def test_a_public_address_without_login_is_refused(
@@ -167,32 +172,25 @@ def test_a_public_address_without_login_is_refused(
     monkeypatch.delenv("QA_AUTH_FILE", raising=False)
     s = qa.get_settings()
     with pytest.raises(qa.ConfigError, match="without a login"):
-        ui.serve(host="0.0.0.0", settings=s)
-    assert ui.main(["--host", "0.0.0.0", "--port", "1"]) == 2
+        web.serve(host="0.0.0.0", settings=s)
+    assert web.main(["--host", "0.0.0.0", "--port", "1"]) == 2
     assert "without a login" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------ a real server
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@pytest.fixture(scope="module")
+def server(article_server: AppServer, login_server: AppServer) -> str:
+    """The app on the bundled article (shared with other modules: these tests only ask it questions).
+
+    The login test's app is started here too, so that it loads while these tests run.
+    """
+    return article_server.url
 
 
 @pytest.fixture(scope="module")
-def server(article_index: qa.Index, tmp_path_factory: pytest.TempPathFactory, _offline_hub: None) -> Iterator[str]:
-    """The app on the bundled article, served on 127.0.0.1 for this module."""
-    settings = qa.get_settings(feedback_dir=tmp_path_factory.mktemp("feedback"), concurrency=3)
-    app = ui.build_app(settings=settings)
-    url = ui.launch(app, port=_free_port(), settings=settings, block=False, quiet=True)
-    yield url
-    app.close()
-
-
-@pytest.fixture(scope="module")
-def client(server: str) -> Any:
+def client(server: str, _offline_hub: None) -> Any:
     from gradio_client import Client
 
     return Client(server, verbose=False, analytics_enabled=False)
@@ -239,6 +237,27 @@ def test_retrieve_returns_ranked_passages(client: Any) -> None:
     assert len(client.predict(GOLD_QUESTION, 2, api_name="/retrieve")["passages"]) == 2
 
 
+def test_retrieve_refuses_a_k_over_max_k_at_once_and_serves_max_k(client: Any, article_index: qa.Index) -> None:
+    from gradio_client.exceptions import AppError
+
+    max_k = qa.get_settings().max_k
+    for k in (10**9, max_k + 1):
+        with pytest.raises(AppError, match=rf"k={k} is over the limit of {max_k} passages .*QA_MAX_K"):
+            client.predict(GOLD_QUESTION, k, api_name="/retrieve")
+    passages = client.predict(GOLD_QUESTION, max_k, api_name="/retrieve")["passages"]
+    expected = qa.retrieve(GOLD_QUESTION, k=max_k, index=article_index)
+    assert [p["text"] for p in passages] == [p.text for p in expected] and 0 < len(passages) <= max_k
+    assert client.predict(OFF_TOPIC, api_name="/ask")["found"] is False  # /ask is not affected: it uses k
+
+
+def test_a_max_k_below_one_or_under_k_is_refused() -> None:
+    with pytest.raises(qa.ConfigError, match="max_k=0 must be at least 1"):
+        qa.Settings.from_env({"QA_MAX_K": "0"})
+    assert qa.Settings.from_env({"QA_MAX_K": "7"}).max_k == 7
+    with pytest.raises(qa.ConfigError, match=r"k=200 is over max_k=100.*QA_K.*QA_MAX_K"):
+        web.build_app(settings=qa.get_settings(k=200, max_k=100))  # refused before the index or model is touched
+
+
 @pytest.mark.parametrize(
     ("question", "message"),
     [("", "empty"), ("   ", "empty"), ("x" * (qa.get_settings().max_question_chars + 1), "limit")],
@@ -272,18 +291,13 @@ def test_the_shared_index_is_safe_across_threads(article_index: qa.Index) -> Non
     assert all("Naqvi" in r for r in results[1::2])
 
 
-def test_a_login_protects_the_app_and_its_api(article_index: qa.Index, _offline_hub: None) -> None:
+def test_a_login_protects_the_app_and_its_api(login_server: AppServer, _offline_hub: None) -> None:
     from gradio_client import Client
 
-    settings = qa.get_settings().replace(auth="alice:s3cret")
-    app = ui.build_app(settings=settings)
-    url = ui.launch(app, port=_free_port(), settings=settings, block=False, quiet=True)
-    try:
-        with pytest.raises(Exception, match=r"(?i)auth|credentials|login"):
-            Client(url, verbose=False, analytics_enabled=False)
-        with pytest.raises(ValueError, match=r"(?i)could not login"):
-            Client(url, auth=("alice", "wrong"), verbose=False, analytics_enabled=False)
-        client = Client(url, auth=("alice", "s3cret"), verbose=False, analytics_enabled=False)
-        assert client.predict(GOLD_QUESTION, api_name="/ask")["found"] is True
-    finally:
-        app.close()
+    url = login_server.url  # QA_AUTH=alice:s3cret
+    with pytest.raises(Exception, match=r"(?i)auth|credentials|login"):
+        Client(url, verbose=False, analytics_enabled=False)
+    with pytest.raises(ValueError, match=r"(?i)could not login"):
+        Client(url, auth=("alice", "wrong"), verbose=False, analytics_enabled=False)
+    client = Client(url, auth=("alice", "s3cret"), verbose=False, analytics_enabled=False)
+    assert client.predict(GOLD_QUESTION, api_name="/ask")["found"] is True

@@ -1,29 +1,39 @@
 """Bring your own documents: uploads through the real app server (gradio_client), and the workspace behind them.
 
-The server test starts the real app (real model, FAISS, Gradio) on 127.0.0.1 on a free port with an index folder
-of its own, so the workspace it creates and the bundled article's index it must leave alone are its own; it is
-stopped at the end of the module. The other tests drive :class:`qa.workspace.Workspace` directly, with real files,
-the real model and saved indexes.
+The server tests run the real app (``python app.py`` in a child process: real model, FAISS, Gradio) on 127.0.0.1 on
+a free port with an index folder of its own, so the workspace it creates and the bundled article's index it must
+leave alone are its own; it is stopped by PID at the end of the module. The other tests drive
+:class:`qa.workspace.Workspace` directly, with real files, the real model and saved indexes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import html
+import json
+import os
 import re
 import shutil
-import socket
+import stat
+import tempfile
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import qa
-from qa import ui
+from qa import web
 from qa.conversation import read_question
+from qa.web import uploads
+from qa.web.server import UPLOAD_CAP_FACTOR
+from qa.web.uploads import TEMP_FOLDER
 from qa.workspace import AddReport, DocumentRow, Upload, Workspace
+
+if TYPE_CHECKING:
+    from conftest import AppServer
 
 pytestmark = [
     pytest.mark.slow,
@@ -134,12 +144,6 @@ def _tree_digest(folder: Path) -> str:
 # ------------------------------------------------------------------------------------------ a real server
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> qa.Settings:
     root = tmp_path_factory.mktemp("upload-root")
@@ -147,16 +151,25 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> qa.Settings:
 
 
 @pytest.fixture(scope="module")
-def server(settings: qa.Settings, _offline_hub: None) -> Iterator[str]:
-    """The app on the bundled article (its index built in this module's folder), on 127.0.0.1."""
-    app = ui.build_app(settings=settings)
-    url = ui.launch(app, port=_free_port(), settings=settings, block=False, quiet=True)
-    yield url
-    app.close()
+def folder_app(serve_app: Callable[..., AppServer], tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """An app with an index folder of its own, whose upload folder a test watches (and which that test stops)."""
+    root = tmp_path_factory.mktemp("folder-app")
+    with serve_app(index_dir=root / "index", feedback_dir=root / "feedback", max_file_mb=MAX_FILE_MB) as app:
+        yield app
 
 
 @pytest.fixture(scope="module")
-def client(server: str) -> Any:
+def server(settings: qa.Settings, serve_app: Callable[..., AppServer], folder_app: AppServer) -> Iterator[str]:
+    """The app on the bundled article (its index built in this module's folder), on 127.0.0.1.
+
+    ``folder_app`` is started here too, so that it loads while this app's tests run.
+    """
+    with serve_app(settings=settings) as app:
+        yield app.url
+
+
+@pytest.fixture(scope="module")
+def client(server: str, _offline_hub: None) -> Any:
     from gradio_client import Client
 
     return Client(server, verbose=False, analytics_enabled=False)
@@ -251,9 +264,106 @@ def test_the_server_takes_files_over_the_limit_for_a_reason_and_refuses_huge_one
     limit = int(MAX_FILE_MB * 1024 * 1024)
     over = httpx.post(f"{server}gradio_api/upload", files={"files": ("over.txt", b"x" * (limit + 1))})
     assert over.status_code == 200
-    cap = int(MAX_FILE_MB * 1024 * 1024 * ui._UPLOAD_CAP_FACTOR)
+    cap = int(MAX_FILE_MB * 1024 * 1024 * UPLOAD_CAP_FACTOR)
     huge = httpx.post(f"{server}gradio_api/upload", files={"files": ("huge.txt", b"x" * (cap + 1))})
     assert huge.status_code == 413
+
+
+# ------------------------------------------------------------------------------------------ Gradio's upload folder
+
+
+def _upload(url: str, name: str, content: bytes) -> Path:
+    """POST one file to Gradio's upload route, as the page does before the upload event; where the server put it."""
+    import httpx
+
+    response = httpx.post(f"{url}gradio_api/upload", files={"files": (name, content)}, timeout=60)
+    assert response.status_code == 200, response.text
+    (path,) = response.json()
+    return Path(path)
+
+
+def _add_uploaded(url: str, uploaded: dict[str, Path]) -> str:
+    """Call ``/upload_documents`` with files already uploaded (name -> server path); the upload report."""
+    import httpx
+
+    data = [[{"path": str(p), "orig_name": name, "meta": {"_type": "gradio.FileData"}} for name, p in uploaded.items()]]
+    call = f"{url}gradio_api/call/upload_documents"
+    event_id = httpx.post(call, json={"data": data}, timeout=60).json()["event_id"]
+    lines = httpx.get(f"{call}/{event_id}", timeout=300).text.splitlines()
+    events = [line.split(":", 1)[1].strip() for line in lines if line.startswith("event:")]
+    payloads = [line.split(":", 1)[1].strip() for line in lines if line.startswith("data:")]
+    assert events[-1] == "complete", (events, payloads)
+    return _report(json.loads(payloads[-1]))
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_uploads_wait_in_a_private_folder_emptied_once_handled_and_removed_when_the_app_stops(
+    folder_app: AppServer,
+) -> None:
+    root = folder_app.settings.index_root
+    gradio_default = Path(tempfile.gettempdir()) / "gradio"  # where Gradio would have put them (world-readable)
+    with folder_app as server:
+        parent = root / TEMP_FOLDER
+        (folder,) = parent.glob(f"{server.pid}-*")  # this app's own folder, named after its process
+        assert _mode(parent) == 0o700 and _mode(folder) == 0o700
+
+        # Contents of this run only: Gradio names a file's folder by its content's hash, the same in every process.
+        tag = uuid.uuid4().hex
+        # An upload waits there, never in /tmp/gradio, until a handler has it...
+        waiting = _upload(server.url, "waiting.txt", f"Waiting {tag}.".encode())
+        assert waiting.is_relative_to(folder) and waiting.is_file()
+        # ...and once the documents panel has handled it, added or refused, Gradio's copy is gone.
+        good = {
+            "notes.txt": _upload(server.url, "notes.txt", f"Quokkas live on Rottnest Island, note {tag}.".encode()),
+            "guide.md": _upload(server.url, "guide.md", f"# Garden guide\n\nTomatoes need water ({tag}).".encode()),
+        }
+        assert "Created your workspace" in _add_uploaded(server.url, good)
+        bad = {
+            "photo.png": _upload(server.url, "photo.png", b"\x89PNG\r\n\x1a\n" + tag.encode()),
+            "latin1.txt": _upload(server.url, "latin1.txt", f"Café crème {tag}.".encode("latin-1")),
+        }
+        assert set(_failures(_add_uploaded(server.url, bad))) == set(bad)
+        for path in [*good.values(), *bad.values()]:
+            assert path.is_relative_to(folder)
+            assert not path.exists() and not path.parent.exists(), path
+            assert not (gradio_default / path.parent.name).exists(), path
+        assert [p for p in folder.rglob("*") if p.is_file()] == [waiting]
+        assert sorted(p.name for p in (root / "uploads" / "workspace").iterdir()) == ["guide.md", "notes.txt"]
+
+        assert server.stop() == 0  # SIGTERM: a clean stop
+    assert not folder.exists() and not parent.exists()
+
+
+def test_an_app_closed_in_this_process_removes_its_upload_folder(
+    serve_app: Callable[..., AppServer], built_default: Path, tmp_path: Path
+) -> None:
+    before = os.environ.get("GRADIO_TEMP_DIR")
+    server = serve_app(built_default, index_dir=tmp_path / "index", in_process=True)
+    folder = Path(os.environ["GRADIO_TEMP_DIR"])
+    assert folder.parent == (tmp_path / "index" / TEMP_FOLDER).resolve() and _mode(folder) == 0o700
+    assert _upload(server.url, "notes.txt", b"Cats purr.").is_relative_to(folder)
+    server.stop()  # app.close()
+    assert not folder.exists() and not folder.parent.exists()
+    assert os.environ.get("GRADIO_TEMP_DIR") == before
+
+
+def test_an_index_folder_that_cannot_be_written_gets_a_private_upload_folder_elsewhere(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"  # an index root that cannot hold folders (root ignores read-only modes)
+    blocker.write_text("not a folder", encoding="utf-8")
+    before = os.environ.get("GRADIO_TEMP_DIR")
+    assert uploads.current() is None
+    folder = uploads.hold(qa.Settings(index_dir=blocker))
+    try:
+        assert uploads.current() == folder and os.environ["GRADIO_TEMP_DIR"] == str(folder)
+        assert folder.name.startswith(f"qa-uploads-{os.getpid()}-") and _mode(folder) == 0o700
+        assert folder.parent == Path(tempfile.gettempdir()).resolve()  # not /tmp/gradio, and its own
+    finally:
+        uploads.release()
+    assert not folder.exists() and uploads.current() is None
+    assert os.environ.get("GRADIO_TEMP_DIR") == before
 
 
 # ------------------------------------------------------------------------------------------ the workspace
@@ -448,11 +558,11 @@ def test_sources_show_the_page_and_heading_escaped() -> None:
         text="Tomatoes need water.", score=0.5, doc_id="g", title="Guide", sentence=2, start=10, end=30,
         context="Tomatoes need water.", context_start=10, context_end=30, page=3, heading=f"Results {PAYLOAD}",
     )
-    turn = ui.Turn(read_question("q?", []), qa.Answer("q?", "Tomatoes need water. [1]", True, [passage], []))
-    shown = ui.render_sources([turn])
+    turn = web.Turn(read_question("q?", []), qa.Answer("q?", "Tomatoes need water. [1]", True, [passage], []))
+    shown = web.render_sources([turn])
     assert f"p. 3 · under “Results {html.escape(PAYLOAD, quote=True)}” · sentence 3" in shown
     assert "<img" not in shown
-    marker = ui.render_answer(turn.answer, turn=1)
+    marker = web.render_answer(turn.answer, turn=1)
     assert "p. 3 · under “Results &lt;img" in marker and "<img" not in marker
 
 
@@ -464,8 +574,8 @@ def test_upload_report_and_document_rows_escape_names_titles_and_reasons() -> No
         failures=[qa.SourceFailure(f"{PAYLOAD}.txt", f"{PAYLOAD}.txt: the file is empty; remove it or add text")],
         created=True,
     )
-    shown = ui.render_upload_report(report, where="your workspace")
+    shown = web.render_upload_report(report, where="your workspace")
     assert "<img" not in shown and "Created your workspace" in shown
     assert _failures(shown) == {f"{PAYLOAD}.txt": "the file is empty; remove it or add text"}
-    row = ui.render_document_row(DocumentRow(PAYLOAD, PAYLOAD, 1, f"{PAYLOAD}.txt"))
+    row = web.render_document_row(DocumentRow(PAYLOAD, PAYLOAD, 1, f"{PAYLOAD}.txt"))
     assert "<img" not in row and "1 sentence ·" in row
