@@ -1,9 +1,10 @@
-"""Helpers shared by the benchmark scripts: ranking with cached query vectors, and metric summaries."""
+"""Helpers shared by the benchmark scripts: ranking with cached query vectors, metric summaries, a free port."""
 
 from __future__ import annotations
 
 import json
 import platform
+import socket
 import statistics
 import sys
 from pathlib import Path
@@ -77,3 +78,10 @@ def write(name: str, data: dict[str, Any]) -> Path:
 
 def median(values: list[float]) -> float:
     return float(statistics.median(values))
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (the benchmarks' servers bind only that address)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -11,11 +11,20 @@ Reports throughput (answered questions per second), p50/p99 latency and errors, 
 per number of users, to find where throughput stops growing (the saturation point). Prints a summary and
 writes ``benchmarks/results/load.json``.
 
+With ``--upload``, questions during an upload instead: for each number of users in ``--upload-users`` (default
+1 and 32) a fresh app (its own empty index folder) first serves a no-upload baseline (``--baseline-seconds``
+for one user, ``--seconds`` for more), then the users keep asking while one more client uploads a ~10k-sentence
+document (``--upload-sentences``, made from the SQuAD paragraphs, reworded until every sentence is distinct)
+through the app's ``/upload_documents`` endpoint, as the Documents panel does. Questions answered during the
+upload come from the previous index, after it from the new one: a reply must match one of the two references.
+Writes ``benchmarks/results/load_upload.json``, with the load average around every phase.
+
 Usage::
 
     python benchmarks/load.py                                   # 32 users for 60 s
     python benchmarks/load.py --users 8 --seconds 10            # the short version (tests/test_reliability.py)
     python benchmarks/load.py --sweep 1,4,8,16,32,64 --sweep-seconds 20
+    python benchmarks/load.py --upload                          # 1 and 32 users, with and without an upload
 """
 
 from __future__ import annotations
@@ -30,33 +39,35 @@ import argparse
 import json
 import platform
 import signal
-import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _common import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
+#: The shared evaluation data sits beside the checkout (or beside the folder of a git worktree).
+SHARED_EVAL = [base / "shared" / "eval" for base in (ROOT.parent, ROOT.parent.parent)]
 QUESTION_FILES = (
-    ROOT.parent / "shared" / "eval" / "seed" / "questions.jsonl",
+    *(shared / "seed" / "questions.jsonl" for shared in SHARED_EVAL),
     ROOT / "tests" / "data" / "seed_questions.jsonl",
 )
+SQUAD_DOCS = next((p for p in (s / "squad" / "docs.jsonl" for s in SHARED_EVAL) if p.is_file()),
+                  SHARED_EVAL[0] / "squad" / "docs.jsonl")
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "load.json"
+UPLOAD_OUT = ROOT / "benchmarks" / "results" / "load_upload.json"
 #: Longest wait for one reply before it counts as an error (a bound, so a stuck server cannot hang the run).
 REQUEST_TIMEOUT_S = 120.0
 #: Longest wait for the server to load the model and start listening.
 STARTUP_TIMEOUT_S = 600.0
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def load_questions(path: Path | None = None) -> list[str]:
@@ -79,16 +90,24 @@ def load_questions(path: Path | None = None) -> list[str]:
 # ---------------------------------------------------------------------------------------------- the server
 
 
-def serve_forever(port: int, index: str | None, concurrency: int | None) -> None:
+def serve_forever(port: int, index: str | None, concurrency: int | None, *, build_yields: bool = True) -> None:
     """Child-process entry point: build the app, listen on 127.0.0.1:``port``, print ``READY <url>``, block.
 
     Args:
         port: the port to listen on.
         index: index directory, or ``None`` for the bundled article.
         concurrency: questions answered at once (``None``: the ``concurrency`` setting).
+        build_yields: ``False`` (a comparison only) keeps a document being embedded on every core even while
+            questions are in flight; questions still never wait for it.
     """
     import qa
     from qa import web as ui
+
+    if not build_yields:
+        from qa.scheduling import QuestionTraffic
+
+        QuestionTraffic.pause_while_busy = lambda self, **_: None  # type: ignore[method-assign]
+        QuestionTraffic.wait_idle = lambda self, timeout_s: None  # type: ignore[method-assign]
 
     settings = qa.get_settings(concurrency=concurrency)
     app = ui.build_app(index=index, settings=settings)
@@ -103,15 +122,27 @@ def serve_forever(port: int, index: str | None, concurrency: int | None) -> None
 class Server:
     """The app running in a child process (so the users' threads do not share its interpreter)."""
 
-    def __init__(self, *, index: str | None, concurrency: int | None) -> None:
-        self.port = _free_port()
+    def __init__(
+        self,
+        *,
+        index: str | None,
+        concurrency: int | None,
+        index_root: Path | None = None,
+        build_yields: bool = True,
+    ) -> None:
+        self.port = free_port()
         cmd = [sys.executable, str(Path(__file__).resolve()), "--serve", str(self.port)]
         if index is not None:
             cmd += ["--index", index]
         if concurrency is not None:
             cmd += ["--concurrency", str(concurrency)]
+        if not build_yields:
+            cmd += ["--build-no-yield"]
+        env = dict(os.environ)
+        if index_root is not None:  # its own index folder: uploads make a fresh workspace there
+            env["QA_INDEX_DIR"] = str(index_root)
         started = time.perf_counter()
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
         self.url = self._wait_ready()
         self.startup_s = time.perf_counter() - started
 
@@ -250,6 +281,23 @@ class Phase:
     server_cpu: float | None = None
     client_cpu: float | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    #: Every reply as ``(question asked, question in the reply, its signature)``, checked by :meth:`check`.
+    replies: list[tuple[str, Any, tuple[bool, str | None]]] = field(default_factory=list, repr=False)
+    #: Every answered question as ``(seconds from the phase's start to when it was asked, latency)``.
+    timeline: list[tuple[float, float]] = field(default_factory=list, repr=False)
+
+    def check(self, expected: Mapping[str, Any]) -> None:
+        """Count the wrong replies: another question's, or a signature not among ``expected[question]``.
+
+        ``expected`` maps each question to its reference signature, or to a set of acceptable ones (before and
+        after an upload's new index is swapped in).
+        """
+
+        def allowed(question: str) -> Any:
+            ref = expected[question]
+            return ref if isinstance(ref, set) else {ref}
+
+        self.wrong = sum(asked.strip() != got or sig not in allowed(asked) for asked, got, sig in self.replies)
 
     def summary(self) -> dict[str, Any]:
         """Throughput, latency percentiles and errors of the phase, JSON-ready."""
@@ -295,11 +343,14 @@ def run_phase(
     seconds: float,
     server_pid: int | None = None,
     client: str = "gradio",
+    on_start: Callable[[threading.Event], None] | None = None,
+    warm_up: bool = False,
 ) -> Phase:
     """``users`` users asking questions back to back for ``seconds``; each reply checked against ``expected``.
 
     Each user starts no new question after the deadline; questions in flight then are awaited (bounded by
-    :data:`REQUEST_TIMEOUT_S`) and counted.
+    :data:`REQUEST_TIMEOUT_S`) and counted. With ``on_start``, it is called with a stop event as the users
+    start, and the phase also ends as soon as that event is set (e.g. when an upload is done).
 
     Args:
         url: the app's URL.
@@ -309,6 +360,8 @@ def run_phase(
         seconds: how long users keep asking.
         server_pid: the app's process, to account for its CPU time (``None``: not measured).
         client: how users connect, one of :data:`CLIENTS`.
+        on_start: started with the users (see above).
+        warm_up: each user first asks one question that is not counted (sessions set up, caches warm).
 
     Returns:
         The phase's latencies and errors.
@@ -318,7 +371,9 @@ def run_phase(
 
     def connect(u: int) -> None:
         try:
-            clients[u] = Asker(url, client)
+            clients[u] = asker = Asker(url, client)
+            if warm_up:  # one question each, not counted: every session is set up before the clock starts
+                asker.ask(questions[u % len(questions)])
         except Exception as exc:  # noqa: BLE001 - a user that cannot connect is an error to report, not a crash
             with phase.lock:
                 phase.errors[f"connect: {type(exc).__name__}: {str(exc)[:120]}"] += 1
@@ -331,12 +386,13 @@ def run_phase(
 
     start_gate = threading.Barrier(users + 1)
     deadline = [0.0]
+    stop = threading.Event()
 
     def user(u: int) -> None:
         asker = clients[u]
         start_gate.wait()
         i = u
-        while asker is not None and time.perf_counter() < deadline[0]:
+        while asker is not None and time.perf_counter() < deadline[0] and not stop.is_set():
             question = questions[i % len(questions)]
             i += 1
             t0 = time.perf_counter()
@@ -347,23 +403,27 @@ def run_phase(
                     phase.errors[f"{type(exc).__name__}: {str(exc)[:120]}"] += 1
                 continue
             took = time.perf_counter() - t0
-            ok = isinstance(result, dict) and result.get("question") == question.strip()
-            ok = ok and _signature(result) == expected[question]
+            reply = (question, result.get("question"), _signature(result)) if isinstance(result, dict) else \
+                (question, None, (False, None))
             with phase.lock:
                 phase.latencies.append(took)
-                phase.wrong += not ok
+                phase.replies.append(reply)
+                phase.timeline.append((t0 - t_start, took))
 
     threads = [threading.Thread(target=user, args=(u,), daemon=True) for u in range(users)]
     for t in threads:
         t.start()
     server_cpu = cpu_seconds(server_pid) if server_pid is not None else None
     client_cpu = cpu_seconds()
-    t_start = time.perf_counter()
+    t_start = time.perf_counter()  # (read by the users only after the start gate)
     deadline[0] = t_start + seconds
+    if on_start is not None:
+        on_start(stop)
     start_gate.wait()
     for t in threads:
-        t.join(seconds + REQUEST_TIMEOUT_S + 30)
+        t.join(max(0.0, deadline[0] - time.perf_counter()) + REQUEST_TIMEOUT_S + 30)
     phase.elapsed = time.perf_counter() - t_start
+    phase.check(expected)
     server_after = cpu_seconds(server_pid) if server_pid is not None else None
     if server_cpu is not None and server_after is not None:
         phase.server_cpu = server_after - server_cpu
@@ -376,6 +436,182 @@ def run_phase(
         if c is not None:
             c.close()
     return phase
+
+
+# ---------------------------------------------------------------------------------------------- the upload
+
+
+#: Longest an upload may take before it counts as failed (10k sentences take about a minute here).
+UPLOAD_TIMEOUT_S = 1800.0
+
+
+def upload_document(path: Path, sentences: int, *, source: Path = SQUAD_DOCS) -> int:
+    """Write a plain-text document of ``sentences`` distinct sentences to ``path``; returns the count qa splits.
+
+    The SQuAD paragraphs' sentences (as qa splits them), then the same again in numbered frames ("In report 7,
+    ...") until there are enough, six to a paragraph: no sentence is in the index yet, so every one of them goes
+    through the model, as with a real new document.
+
+    Args:
+        path: the ``.txt`` file to write.
+        sentences: how many sentences.
+        source: SQuAD paragraphs, one JSON object with a ``text`` per line.
+    """
+    from qa.sentences import split
+
+    if not source.is_file():
+        raise SystemExit(f"no SQuAD paragraphs at {source}; --upload needs them to make its document")
+    texts = [json.loads(line)["text"] for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
+    base = list(dict.fromkeys(" ".join(t[a:b].split()) for t in texts for a, b in split(t)))
+    frames = ("In report {k}, {low}", "As entry {k} records, {low}", "According to note {k}, {low}", "Item {k}: {s}")
+    out = base[:sentences]
+    for k in range(sentences - len(out)):
+        s = base[k % len(base)]
+        out.append(frames[k % len(frames)].format(s=s, low=s[:1].lower() + s[1:], k=k))
+    text = "\n\n".join(" ".join(out[i : i + 6]) for i in range(0, len(out), 6)) + "\n"
+    path.write_text(text, encoding="utf-8")
+    return len(split(text))
+
+
+class Uploader:
+    """One more client, which uploads a document through ``/upload_documents`` as the Documents panel does."""
+
+    def __init__(self, url: str, path: Path) -> None:
+        from gradio_client import Client
+
+        self.client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
+        self.path = path
+        self.seconds: float | None = None
+        self.error: str | None = None
+        self.thread: threading.Thread | None = None
+        self.stages: list[tuple[str, float]] = []  # (progress description, seconds from the start)
+
+    def start(self, done: threading.Event) -> None:
+        """Start the upload in a thread; ``done`` is set when it has returned (or failed)."""
+        from gradio_client import handle_file
+
+        def run() -> None:
+            t0 = time.perf_counter()
+            try:
+                job = self.client.submit([handle_file(str(self.path))], api_name="/upload_documents")
+                while not job.done() and time.perf_counter() - t0 < UPLOAD_TIMEOUT_S:
+                    self._note_stage(job.status(), time.perf_counter() - t0)
+                    time.sleep(0.25)
+                job.result(timeout=UPLOAD_TIMEOUT_S)
+            except Exception as exc:  # noqa: BLE001 - a failed upload is reported, not a crash
+                self.error = f"{type(exc).__name__}: {str(exc)[:200]}"
+            finally:
+                self.seconds = time.perf_counter() - t0
+                done.set()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+    def _note_stage(self, status: Any, at: float) -> None:
+        """Record when the upload's progress description first changed to each stage (reading, embedding...)."""
+        units = getattr(status, "progress_data", None) or []
+        desc = str(getattr(units[0], "desc", None) or "") if units else ""
+        desc = desc or str(getattr(status, "code", ""))
+        if desc and (not self.stages or self.stages[-1][0] != desc):
+            self.stages.append((desc, round(at, 2)))
+
+    def indexed_sentences(self) -> int | None:
+        """The uploaded document's sentence count in the app's document list (``None``: not listed)."""
+        listed = self.client.predict(api_name="/documents")
+        rows = [r for r in listed["documents"] if r.get("file") == self.path.name]
+        return int(rows[0]["sentences"]) if rows else None
+
+
+def _load_average() -> list[float] | None:
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
+def upload_scenario(
+    users: int,
+    *,
+    baseline_s: float,
+    questions: list[str],
+    document: Path,
+    concurrency: int | None,
+    build_yields: bool = True,
+) -> dict[str, Any]:
+    """A fresh app: ``users`` users for ``baseline_s`` with no upload, then the same while a document is uploaded.
+
+    Args:
+        users: concurrent users.
+        baseline_s: length of the no-upload baseline.
+        questions: the questions.
+        document: the file to upload.
+        concurrency: questions answered at once (``None``: the setting).
+        build_yields: see :func:`serve_forever`.
+
+    Returns:
+        ``{"users", "baseline", "during_upload", "upload"}``, the phases' summaries with the load average
+        before and after each.
+    """
+    with tempfile.TemporaryDirectory(prefix="qa-load-upload-") as root:
+        server = Server(index=None, concurrency=concurrency, index_root=Path(root), build_yields=build_yields)
+        try:
+            before = reference_answers(server.url, questions)
+            load_0 = _load_average()
+            baseline = run_phase(server.url, questions, before, users=users, seconds=baseline_s if users else 0.0,
+                                 server_pid=server.proc.pid, warm_up=True)
+            load_1 = _load_average()
+            uploader = Uploader(server.url, document)
+            expected: dict[str, set[tuple[bool, str | None]]] = {q: {sig} for q, sig in before.items()}
+            during = run_phase(server.url, questions, expected, users=users, seconds=UPLOAD_TIMEOUT_S,
+                               server_pid=server.proc.pid, on_start=uploader.start, warm_up=True)
+            assert uploader.thread is not None
+            uploader.thread.join(UPLOAD_TIMEOUT_S)
+            load_2 = _load_average()
+            # Questions asked as the new index was swapped in may be answered from it: either reference is right.
+            after = reference_answers(server.url, questions)
+            for q, sig in after.items():
+                expected[q].add(sig)
+            during.check(expected)
+            sentences = uploader.indexed_sentences() if uploader.error is None else None
+            uploader.client.close()
+        finally:
+            server.stop()
+    return {
+        "users": users,
+        "baseline": {**baseline.summary(), "load_average_before": load_0, "load_average_after": load_1},
+        "during_upload": {**during.summary(), "load_average_before": load_1, "load_average_after": load_2},
+        "upload": {
+            "seconds": round(uploader.seconds, 2) if uploader.seconds is not None else None,
+            "error": uploader.error,
+            "indexed_sentences": sentences,
+            "sentences_per_second": round(sentences / uploader.seconds, 1) if sentences and uploader.seconds else None,
+            "references_changed_by_the_upload": sum(before[q] != after[q] for q in questions),
+            "stages": uploader.stages,
+            "slowest_questions": [
+                {"asked_at_s": round(at, 2), "latency_ms": round(1000 * took, 1)}
+                for at, took in sorted(during.timeline, key=lambda x: -x[1])[:5]
+            ],
+        },
+    }
+
+
+def upload_targets(scenarios: list[dict[str, Any]]) -> dict[str, Any]:
+    """The upload scenario's targets, each with the measured value and whether it was met."""
+    out: dict[str, Any] = {}
+    for sc in scenarios:
+        base, during, n = sc["baseline"], sc["during_upload"], sc["users"]
+        if n == 0:
+            continue
+        if n == 1:
+            out["1 user: every question during the upload answered in < 1 s"] = {
+                "max_ms": during["max_ms"], "met": during["max_ms"] is not None and during["max_ms"] < 1000
+                and not during["errors"]}
+        else:
+            ratio = during["p99_ms"] / base["p99_ms"] if during["p99_ms"] and base["p99_ms"] else None
+            out[f"{n} users with one upload: p99 within 2x of the no-upload p99"] = {
+                "p99_ms": during["p99_ms"], "no_upload_p99_ms": base["p99_ms"],
+                "ratio": round(ratio, 2) if ratio else None, "met": ratio is not None and ratio <= 2.0}
+            phases = ((f"{n} users for {base['seconds']:.0f} s", base), (f"{n} users during the upload", during))
+            for name, phase in phases:
+                out[f"{name}: 0 errors"] = {"errors": phase["errors"], "met": not phase["errors"]}
+    return out
 
 
 def saturation(levels: list[dict[str, Any]], *, share: float = 0.9) -> dict[str, Any]:
@@ -436,13 +672,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--client", choices=CLIENTS, default="gradio", help="gradio_client users (default) or plain HTTP users"
     )
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"result file (default {DEFAULT_OUT})")
+    parser.add_argument("--upload", action="store_true", help="questions while a document is uploaded (see above)")
+    parser.add_argument("--upload-users", default="0,1,32",
+                        help="with --upload: user counts (default 0,1,32; 0 times the upload alone)")
+    parser.add_argument("--upload-sentences", type=int, default=10_000, help="sentences of the uploaded document")
+    parser.add_argument("--baseline-seconds", type=float, default=20.0,
+                        help="with --upload: length of the one-user no-upload baseline (more users: --seconds)")
+    parser.add_argument("--build-no-yield", action="store_true",
+                        help="comparison only: the app's build keeps every core while questions are in flight")
+    parser.add_argument("--out", type=Path, help=f"result file (default {DEFAULT_OUT}, with --upload {UPLOAD_OUT})")
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.serve is not None:
-        serve_forever(args.serve, args.index, args.concurrency)
+        serve_forever(args.serve, args.index, args.concurrency, build_yields=not args.build_no_yield)
         return 0
+    if args.upload:
+        return upload_main(args)
+    args.out = args.out or DEFAULT_OUT
     if args.users < 1 or args.seconds <= 0:
         parser.error("--users must be at least 1 and --seconds positive")
     levels = [int(x) for x in args.sweep.split(",")] if args.sweep else []
@@ -484,6 +731,51 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {args.out}")
     phases = [report.get("run"), *report.get("sweep", [])]
     return 1 if any(p and p["errors"] for p in phases) else 0
+
+
+def upload_main(args: argparse.Namespace) -> int:
+    """``--upload``: each scenario on a fresh app, then the targets; returns 0, or 1 when any phase had errors."""
+    counts = [int(x) for x in args.upload_users.split(",")]
+    if any(n < 0 for n in counts) or args.upload_sentences < 1:
+        raise SystemExit("--upload-users must be 0 (the upload alone) or more, and --upload-sentences positive")
+    questions = load_questions(args.questions)
+    report: dict[str, Any] = {
+        "what": "gradio_client users asking /ask on a fresh app, without and then during one upload of a document "
+                "through /upload_documents (questions are answered from the previous index until the new one is "
+                "saved; a reply must match the reference of the old or the new index)",
+        "questions": len(questions),
+        "build_yields": not args.build_no_yield,
+        "environment": _environment(args.concurrency),
+        "scenarios": [],
+    }
+    with tempfile.TemporaryDirectory(prefix="qa-load-doc-") as folder:
+        document = Path(folder) / "squad_reworded.txt"
+        report["document"] = {"sentences": upload_document(document, args.upload_sentences),
+                              "bytes": document.stat().st_size}
+        print(f"upload document: {report['document']['sentences']} sentences, {report['document']['bytes']} bytes",
+              flush=True)
+        for n in counts:
+            baseline_s = args.baseline_seconds if n == 1 else args.seconds
+            sc = upload_scenario(n, baseline_s=baseline_s, questions=questions, document=document,
+                                 concurrency=args.concurrency, build_yields=not args.build_no_yield)
+            report["scenarios"].append(sc)
+            up = sc["upload"]
+            if n:
+                print(f"no upload   : {_line(sc['baseline'])}  max {sc['baseline']['max_ms']} ms", flush=True)
+                print(f"with upload : {_line(sc['during_upload'])}  max {sc['during_upload']['max_ms']} ms", flush=True)
+            print(f"  upload of {up['indexed_sentences']} sentences took {up['seconds']} s"
+                  f"{'; ERROR ' + up['error'] if up['error'] else ''}; stages {up['stages']}", flush=True)
+    report["targets"] = upload_targets(report["scenarios"])
+    for name, target in report["targets"].items():
+        print(f"{'met ' if target['met'] else 'MISS'} {name}: {target}")
+    if hasattr(os, "getloadavg"):
+        report["environment"]["load_average_at_end"] = _load_average()
+    out = args.out or UPLOAD_OUT
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {out}")
+    phases = [p for sc in report["scenarios"] for p in (sc["baseline"], sc["during_upload"])]
+    return 1 if any(p["errors"] for p in phases) or any(sc["upload"]["error"] for sc in report["scenarios"]) else 0
 
 
 if __name__ == "__main__":

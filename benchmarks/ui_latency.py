@@ -19,10 +19,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import argparse
 import json
 import platform
-import socket
 import statistics
 import time
 from pathlib import Path
+
+from _common import free_port
 
 QUESTIONS = [
     "Who led the delegation of US lawmakers that visited Pakistan?",
@@ -36,12 +37,6 @@ QUESTIONS = [
     "Since when has Pakistan been a major non-NATO ally?",
     "Which provinces saw a surge in terrorism?",
 ]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def main() -> int:
@@ -62,7 +57,7 @@ def main() -> int:
     settings = qa.get_settings()
     started = time.perf_counter()
     app = ui.build_app(settings=settings)
-    url = ui.launch(app, port=_free_port(), settings=settings, block=False, quiet=True)
+    url = ui.launch(app, port=free_port(), settings=settings, block=False, quiet=True)
     startup = time.perf_counter() - started
     try:
         client = Client(url, verbose=False, analytics_enabled=False)

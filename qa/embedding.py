@@ -44,6 +44,7 @@ import numpy as np
 
 from .config import BACKENDS, DEFAULT_MODEL, Settings, get_settings
 from .errors import ConfigError, ModelError
+from .scheduling import PriorityGate, QuestionTraffic
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -68,7 +69,12 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 _DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+#: At most this many texts are "a few": a question, or a small update. They run at once on the caller's thread.
 _SMALL_BATCH = 8
+#: Texts an int8 bulk worker takes at a time: how often it checks for questions (~8 runs of a few ms each).
+_SLICE = 8
+#: Longest a float bulk batch waits for a question being encoded to finish (a question takes milliseconds).
+_YIELD_S = 0.05
 
 _PRECISION = {"torch": "float32", "onnx": "float32", "onnx-int8": "int8"}
 #: Version of the export recipe below; bumping it makes every cached export be made anew.
@@ -579,8 +585,14 @@ class Encoder:
                 f"model {spec.name!r} does not report an embedding dimension; is it a sentence-transformers model?"
             )
         self.dimension: int = int(dim)
-        # The tokenizer and torch are not documented as thread-safe for concurrent calls on one model.
-        self._lock = threading.Lock()
+        # The tokenizer and torch are not documented as thread-safe for concurrent calls on one model, so one
+        # thread runs it at a time. A long encode holds the gate one batch at a time: before each batch
+        # (sentence-transformers calls the model once per batch) it lets waiting questions go first, so a
+        # question waits for at most one batch of a document being indexed, never the whole document. The
+        # batches themselves are formed by sentence-transformers as before, so no vector changes.
+        self._gate = PriorityGate()
+        self._bulk = threading.local()
+        self._model.register_forward_pre_hook(self._between_batches)
 
     def encode_documents(self, texts: list[str], *, progress: bool | None = None) -> np.ndarray:
         """Embed passages (uses the model's document prompt, if it defines one)."""
@@ -590,30 +602,42 @@ class Encoder:
         """Embed questions (uses the model's query prompt, if it defines one)."""
         return self._encode(self._model.encode_query, texts, progress)
 
+    def _between_batches(self, module: Any, args: Any) -> None:
+        """Forward pre-hook: inside a long encode, let the questions waiting now run before the next batch."""
+        if getattr(self._bulk, "active", False):
+            self._gate.yield_to_questions()
+
     def _encode(self, fn: Any, texts: list[str], progress: bool | None) -> np.ndarray:
         import torch
 
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        with self._lock:
+        kwargs = {
+            "batch_size": self.batch_size,
+            "show_progress_bar": show_progress(progress, len(texts)),
+            "convert_to_numpy": True,
+            "normalize_embeddings": True,  # unit vectors: inner product == cosine similarity
+        }
+        if len(texts) > _SMALL_BATCH:
+            with self._gate.bulk():
+                self._bulk.active = True
+                try:
+                    vectors = fn(texts, **kwargs)
+                finally:
+                    self._bulk.active = False
+            return np.ascontiguousarray(vectors, dtype=np.float32)
+        with self._gate.question():
             # A few short texts gain nothing from intra-op threads, and when the cores are busy torch's
             # threads wait on each other: one query took ~0.5 s with 2 threads against ~20 ms with 1.
             # (The ONNX backends follow the same setting: they pick a session with this many threads.)
+            # The setting is process-wide, which is safe here: no other thread runs the model meanwhile.
             threads = torch.get_num_threads()
-            if len(texts) <= _SMALL_BATCH:
-                torch.set_num_threads(1)
+            torch.set_num_threads(1)
             try:
-                vectors = fn(
-                    texts,
-                    batch_size=self.batch_size,
-                    show_progress_bar=show_progress(progress, len(texts)),
-                    convert_to_numpy=True,
-                    normalize_embeddings=True,  # unit vectors: inner product == cosine similarity
-                )
+                vectors = fn(texts, **kwargs)
             finally:
                 torch.set_num_threads(threads)
         return np.ascontiguousarray(vectors, dtype=np.float32)
-
 
 
 @dataclass(frozen=True)
@@ -678,6 +702,15 @@ class OnnxEncoder:
     first, as sentence-transformers does, so that padding stays small; with int8 weights each text runs
     alone instead (:meth:`_encode_one_by_one`).
 
+    Questions never wait for a document being embedded. A few texts (a question, up to :data:`_SMALL_BATCH`)
+    run at once on the calling thread, on a single-threaded session of their own that no bulk work uses: ONNX
+    Runtime allows concurrent ``run`` calls on one session, and the tokenizer is only read, so questions take
+    no lock at all. Bulk work (more texts: a document being indexed) runs in slices on sessions of its own,
+    and makes room for questions in flight (see :class:`~qa.scheduling.QuestionTraffic`): with int8 weights
+    it drops to one core while questions are being answered; float batches wait, between batches, for a
+    question being encoded. What goes into each run (the text alone, or the same longest-first batch) does
+    not depend on any of this, so the vectors are the same whether or not questions run meanwhile.
+
     Attributes: as :class:`Encoder`.
     """
 
@@ -698,9 +731,13 @@ class OnnxEncoder:
         if pad_id is None:
             raise ModelError(f"the tokenizer of {spec.name!r} has no pad token {recipe.pad_token!r}; use backend=torch")
         self._tokenizer.enable_padding(pad_id=pad_id, pad_token=recipe.pad_token)
+        # Never modified after this point: concurrent encode_batch calls only read it.
         self._sessions: dict[int, Any] = {}
-        self._solo: list[Any] = []  # single-threaded sessions, one per core (see _encode_one_by_one)
-        self._lock = threading.Lock()
+        self._sessions_lock = threading.Lock()  # sessions are made lazily, from any thread, once each
+        self._solo: queue.SimpleQueue[Any] = queue.SimpleQueue()  # idle single-threaded bulk sessions
+        self._solo_made = 0
+        self._batch_lock = threading.Lock()  # one float bulk batch at a time (it already uses every core)
+        self._traffic = QuestionTraffic()
         try:
             self._inputs = [i.name for i in self._session(1).get_inputs()]
         except Exception as exc:
@@ -710,42 +747,84 @@ class OnnxEncoder:
             ) from exc
 
     def _session(self, threads: int) -> Any:
-        # 0 = one thread per core; a few short texts gain nothing from more than one (see Encoder._encode).
-        if threads not in self._sessions:
-            self._sessions[threads] = _ort_session(self.onnx_path, threads)
-        return self._sessions[threads]
+        """The shared session with ``threads`` intra-op threads (0 = one per core).
+
+        ``_session(1)`` serves questions and other small calls, concurrently: a single-threaded session runs
+        on the calling thread. ``_session(0)`` runs float bulk batches.
+        """
+        with self._sessions_lock:
+            if threads not in self._sessions:
+                self._sessions[threads] = _ort_session(self.onnx_path, threads)
+            return self._sessions[threads]
 
     def encode_documents(self, texts: list[str], *, progress: bool | None = None) -> np.ndarray:
         """Embed passages (the model defines no prompts, so the same as :meth:`encode_queries`)."""
-        return self._encode(texts, progress)
+        return self._encode(texts, progress, question=False)
 
     def encode_queries(self, texts: list[str], *, progress: bool | None = None) -> np.ndarray:
-        """Embed questions."""
-        return self._encode(texts, progress)
+        """Embed questions (a few at once never wait for documents being embedded; see the class)."""
+        return self._encode(texts, progress, question=True)
 
-    def _encode(self, texts: list[str], progress: bool | None) -> np.ndarray:
+    def _encode(self, texts: list[str], progress: bool | None, *, question: bool) -> np.ndarray:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return out
+        # Longest first, as sentence-transformers does: float batches are consecutive runs of this order.
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         bar = None
         if show_progress(progress, len(texts)):
             from tqdm import tqdm
 
             bar = tqdm(total=len(texts), desc="Batches", unit="text")
-        with self._lock:
-            if self.precision == "int8" and len(texts) > 1:
+        try:
+            if len(texts) <= _SMALL_BATCH:
+                with self._traffic.question() if question else contextlib.nullcontext():
+                    self._encode_small(texts, order, out, bar)
+            elif self.precision == "int8":
                 self._encode_one_by_one(texts, order, out, bar)
             else:
-                session = self._session(1 if len(texts) <= _SMALL_BATCH else 0)
-                for start in range(0, len(order), self.batch_size):
-                    batch = order[start : start + self.batch_size]
-                    out[batch] = self._run(session, [texts[i].strip() for i in batch])
-                    if bar is not None:
-                        bar.update(len(batch))
-        if bar is not None:
-            bar.close()
+                self._encode_batches(texts, order, out, bar)
+        finally:
+            if bar is not None:
+                bar.close()
         return out
+
+    def _encode_small(self, texts: list[str], order: list[int], out: np.ndarray, bar: Any) -> None:
+        """A few texts on the calling thread and the shared single-threaded session: no lock, no waiting.
+
+        As in bulk work, int8 runs each text alone and float runs longest-first batches; both here and there
+        the sessions are single-threaded for int8, so a text's vector is the same in a question and a build.
+        """
+        session = self._session(1)
+        size = 1 if self.precision == "int8" else self.batch_size
+        for start in range(0, len(order), size):
+            batch = order[start : start + size]
+            out[batch] = self._run(session, [texts[i].strip() for i in batch])
+            if bar is not None:
+                bar.update(len(batch))
+
+    def _encode_batches(self, texts: list[str], order: list[int], out: np.ndarray, bar: Any) -> None:
+        """Float bulk work: longest-first batches on the all-cores session, one batch per slice.
+
+        The batches are exactly those of one uninterrupted pass. Between two, the encoder is free for other
+        bulk work, and a question being encoded right now gets the cores first (a wait of milliseconds,
+        bounded so that a stream of questions cannot stall the build).
+        """
+        session = self._session(0)
+        for start in range(0, len(order), self.batch_size):
+            self._traffic.wait_idle(_YIELD_S)
+            batch = order[start : start + self.batch_size]
+            with self._batch_lock:
+                out[batch] = self._run(session, [texts[i].strip() for i in batch])
+            if bar is not None:
+                bar.update(len(batch))
+
+    def _solo_session(self) -> Any:
+        """An idle single-threaded bulk session (made on demand, at most one per core; else wait for one)."""
+        with self._sessions_lock:
+            make = self._solo_made < _cores() and self._solo.empty()
+            self._solo_made += make
+        return _ort_session(self.onnx_path, 1) if make else self._solo.get()
 
     def _encode_one_by_one(self, texts: list[str], order: list[int], out: np.ndarray, bar: Any) -> None:
         """Encode each text in a run of its own, on one single-threaded session per core, side by side.
@@ -755,31 +834,54 @@ class OnnxEncoder:
         build, an update or as a question. It is also faster here: no padding, and two single-threaded
         sessions at once do 1.7x the texts per second of batches of 32 on two threads
         (``benchmarks/encoding.py``).
+
+        The texts are taken in slices of :data:`_SLICE` by one worker per core. While questions are in
+        flight, only the first worker keeps going, so the build leaves the other cores to the questions
+        (on this 2-core machine a question otherwise shares the CPU with two encoding threads); the others
+        resume when the questions stop. The sessions are shared by every bulk call, one call per session at
+        a time, so two builds at once still use one thread per core between them.
         """
-        cores = _cores()
-        while len(self._solo) < cores:
-            self._solo.append(_ort_session(self.onnx_path, 1))
-        chunks = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        slices = iter([order[i : i + _SLICE] for i in range(0, len(order), _SLICE)])
+        take = threading.Lock()
+        finished = threading.Event()  # every slice has been taken, or a worker failed: the others stop
 
-        free: queue.SimpleQueue[Any] = queue.SimpleQueue()  # a session serves one thread at a time
-        for session in self._solo[:cores]:
-            free.put(session)
+        def next_slice() -> list[int] | None:
+            with take:
+                chunk = None if finished.is_set() else next(slices, None)
+            if chunk is None:
+                finished.set()
+            return chunk
 
-        def task(chunk: list[int]) -> int:
-            session = free.get()
+        def work(rank: int) -> None:
+            while True:
+                if rank:  # make room for questions; the first worker always goes on, so the build ends
+                    self._traffic.pause_while_busy(stop=finished.is_set)
+                chunk = next_slice()
+                if chunk is None:
+                    return
+                session = self._solo_session()
+                try:
+                    for i in chunk:
+                        out[i] = self._run(session, [texts[i].strip()])[0]
+                finally:
+                    self._solo.put(session)
+                if bar is not None:
+                    with take:
+                        bar.update(len(chunk))
+
+        def worker(rank: int) -> None:
             try:
-                for i in chunk:
-                    out[i] = self._run(session, [texts[i].strip()])[0]
-            finally:
-                free.put(session)
-            return len(chunk)
+                work(rank)
+            except BaseException:
+                finished.set()
+                raise
 
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=cores, thread_name_prefix="qa-encode") as pool:
-            for done in pool.map(task, chunks):
-                if bar is not None:
-                    bar.update(done)
+        workers = min(_cores(), -(-len(order) // _SLICE))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="qa-encode") as pool:
+            for job in [pool.submit(worker, rank) for rank in range(workers)]:
+                job.result()
 
     def _run(self, session: Any, texts: list[str]) -> np.ndarray:
         encodings = self._tokenizer.encode_batch(texts)
