@@ -588,8 +588,20 @@ def upload_scenario(
                 {"asked_at_s": round(at, 2), "latency_ms": round(1000 * took, 1)}
                 for at, took in sorted(during.timeline, key=lambda x: -x[1])[:5]
             ],
+            "tenths": _tenths(during.timeline, uploader.seconds or 0.0),
         },
     }
+
+
+def _tenths(timeline: list[tuple[float, float]], seconds: float) -> list[dict[str, Any]]:
+    """The questions of each tenth of the upload (by when they were asked): count, p50 and max latency."""
+    out = []
+    for tenth in range(10):
+        lo, hi = tenth * seconds / 10, (tenth + 1) * seconds / 10
+        ms = sorted(1000 * took for at, took in timeline if lo <= at < hi or (tenth == 9 and at >= hi))
+        p50, top = (round(_percentile(ms, 50), 1), round(ms[-1], 1)) if ms else (None, None)
+        out.append({"from_s": round(lo, 1), "questions": len(ms), "p50_ms": p50, "max_ms": top})
+    return out
 
 
 def upload_targets(scenarios: list[dict[str, Any]]) -> dict[str, Any]:

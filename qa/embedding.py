@@ -731,7 +731,7 @@ class OnnxEncoder:
         if pad_id is None:
             raise ModelError(f"the tokenizer of {spec.name!r} has no pad token {recipe.pad_token!r}; use backend=torch")
         self._tokenizer.enable_padding(pad_id=pad_id, pad_token=recipe.pad_token)
-        # Never modified after this point: concurrent encode_batch calls only read it.
+        # The tokenizer is never modified after this point, so concurrent encode_batch calls only read it.
         self._sessions: dict[int, Any] = {}
         self._sessions_lock = threading.Lock()  # sessions are made lazily, from any thread, once each
         self._solo: queue.SimpleQueue[Any] = queue.SimpleQueue()  # idle single-threaded bulk sessions
