@@ -1,6 +1,6 @@
 """Load: many concurrent users asking questions through the web app's ``/ask`` API, with nothing lost.
 
-Starts the real app (``qa.ui.build_app`` + ``qa.ui.launch``, real model and FAISS index) in a child process on
+Starts the real app (``qa.web.build_app`` + ``qa.web.launch``, real model and FAISS index) in a child process on
 127.0.0.1 on a free port, then runs ``--users`` simulated users, each its own ``gradio_client.Client`` (its
 own session) in its own thread, asking the article's dev questions (``shared/eval/seed/questions.jsonl``,
 cycling, each user starting at a different one) back to back for ``--seconds``. Every reply is checked: it
