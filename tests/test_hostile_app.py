@@ -70,3 +70,31 @@ def test_bombs_uploaded_to_the_app_are_refused_by_name_and_the_rest_indexed(
     assert {row["doc_id"] for row in documents["documents"]} == {"us-pakistan-relations", "notes"}
     assert "Rottnest" in client.predict("Where do quokkas live?", api_name="/ask")["answer"]
     assert "Gentry Beach" in client.predict(GOLD, api_name="/ask")["answer"]
+
+
+def test_questions_during_a_large_upload_are_answered_before_it_ends(
+    app: AppServer, tmp_path: Path, _offline_hub: None
+) -> None:
+    # Before, the encoder's lock made a question wait for the whole upload's embedding (55.6 s for 10k
+    # sentences). The order of events is what is checked, never a time: answers arrive while the upload runs.
+    from gradio_client import Client, handle_file
+
+    colours = ["red", "green", "blue", "amber", "violet", "grey", "white", "black"]
+    lines = [f"Crate {i} in the depot holds {i % 97 + 3} {colours[i % 8]} lanterns from shelf {i * 7 % 1009}."
+             for i in range(3000)]
+    inventory = tmp_path / "inventory.txt"
+    inventory.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    uploader = Client(app.url, verbose=False, analytics_enabled=False)
+    asker = Client(app.url, verbose=False, analytics_enabled=False)
+
+    job = uploader.submit([handle_file(str(inventory))], api_name="/upload_documents")
+    answered_during: list[bool] = []
+    while not job.done():
+        answer = asker.predict(GOLD, api_name="/ask")
+        assert answer["found"] and "Gentry Beach" in answer["answer"]  # the old or the new index: same answer
+        answered_during.append(not job.done())
+    report = _report(job.result())
+
+    assert "inventory" in report and not _failures(report), report
+    assert sum(answered_during) >= 3, f"only {sum(answered_during)} answers arrived while the upload ran"
+    assert "lanterns" in asker.predict("What does crate 41 in the depot hold?", api_name="/ask")["answer"]
