@@ -434,31 +434,58 @@ class Index(_Documents):
         (:meth:`_dense_proposals`) are the question's, if already computed.
         """
         weights = {name: w for name, w in self.settings.weights.items() if w > 0}
+        candidates, lexical = self._candidates(question, query, k=k, allowed=allowed, lexical=lexical,
+                                               proposed=proposed)
+        if len(candidates) == 0:
+            return candidates, np.zeros(0, dtype=np.float32)
+        fused = fuse(self._channel_scores(question, query, candidates, lexical, weights), weights)
+        return top_unique(candidates, fused, self._dup_keys[candidates], k)
+
+    def _candidates(
+        self,
+        question: str,
+        query: np.ndarray,
+        *,
+        k: int,
+        allowed: np.ndarray | None,
+        lexical: dict[str, tuple[np.ndarray, np.ndarray]] | None,
+        proposed: dict[str, np.ndarray] | None,
+    ) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]:
+        """The question's candidate rows (sorted, unique): each proposing channel's best :meth:`_pool` rows; and
+        its lexical scores (computed here unless given), which :meth:`_channel_scores` reads."""
         pool = self._pool(k)
-        query = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
         if lexical is None:
             lexical = self._lexical_scores(question, allowed)
         if proposed is None:
             proposed = self._dense_proposals(query, k=k, allowed=allowed)
-        proposals = list(proposed.values())
+        proposals = [np.asarray(rows, dtype=np.int64) for rows in proposed.values()]
         for name in self._proposing():
             if name in lexical:
                 rows, values = lexical[name]
                 proposals.append(rows if len(rows) <= pool else rows[np.argpartition(-values, pool - 1)[:pool]])
-        candidates = np.unique(np.concatenate(proposals))
-        if len(candidates) == 0:
-            return candidates, np.zeros(0, dtype=np.float32)
-        channel_scores = {}
-        for name in weights:
+        candidates = np.unique(np.concatenate(proposals)) if proposals else np.zeros(0, dtype=np.int64)
+        return candidates, lexical
+
+    def _channel_scores(
+        self,
+        question: str,
+        query: np.ndarray,
+        candidates: np.ndarray,
+        lexical: dict[str, tuple[np.ndarray, np.ndarray]],
+        names: Iterable[str],
+    ) -> dict[str, np.ndarray]:
+        """Each named channel's score of every candidate (a non-proposing lexical channel scores only them)."""
+        query = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
+        scores = {}
+        for name in names:
             if name in self._dense:
-                channel_scores[name] = self._dense[name].score(query[0], candidates)
+                scores[name] = self._dense[name].score(query[0], candidates)
             elif name in lexical:
-                channel_scores[name] = _lookup(*lexical[name], candidates)
+                scores[name] = _lookup(*lexical[name], candidates)
             else:  # scoring only: a binary search per word and candidate, not the word's whole posting list
-                channel_scores[name] = self._lexical[name].scores_at(
+                scores[name] = self._lexical[name].scores_at(
                     question, candidates, focus_weight=self.settings.focus_weight)
-        fused = fuse(channel_scores, weights)
-        return top_unique(candidates, fused, self._dup_keys[candidates], k)
+        return scores
 
     def search_vectors(
         self, queries: np.ndarray, *, k: int, allowed: np.ndarray | None = None, channel: str = "dense"
