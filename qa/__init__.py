@@ -34,7 +34,7 @@ from .errors import (
     QAError,
     QuestionError,
 )
-from .index import DocumentInfo, Index, IndexUpdate, Passage
+from .index import DocumentInfo, Index, IndexUpdate, Passage, Ranking
 from .limits import Limits
 from .retrieval import check_question, default_index_path, open_index, retrieve
 
@@ -58,6 +58,7 @@ __all__ = [
     "Passage",
     "QAError",
     "QuestionError",
+    "Ranking",
     "ReadReport",
     "Settings",
     "SourceFailure",

@@ -27,6 +27,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         index_dir=getattr(args, "index_dir", None),
         k=getattr(args, "k", None),
         min_score=getattr(args, "min_score", None),
+        scorer=getattr(args, "scorer", None),
+        answer_threshold=getattr(args, "threshold", None),
         context=getattr(args, "context", None),
         host=getattr(args, "host", None),
         port=getattr(args, "port", None),
@@ -138,6 +140,9 @@ def _cmd_ask(args: argparse.Namespace) -> int:
         _print_json(result.to_dict())
         return 0
     print(result.text)
+    if result.confidence is not None:
+        verdict = "answered" if result.found else "declined"
+        print(f"(confidence {result.confidence:.2f}, {verdict} at threshold {result.threshold:.2f})")
     if result.citations:
         print()
         for n, p in enumerate(result.citations, start=1):
@@ -192,6 +197,15 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--docs", nargs="+", metavar="DOC_ID", help="only search these document ids")
         p.add_argument("--context", type=int, help="neighbouring sentences shown each side (QA_CONTEXT)")
         p.add_argument("--json", action="store_true", help="print JSON")
+        scorer_arg(p)
+
+    def scorer_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--scorer", help="auto, fusion, a shipped scorer name or a scorer .json (QA_SCORER)")
+
+    def ranking_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--threshold", type=float,
+                       help="answer only at or above this confidence (QA_ANSWER_THRESHOLD; default: the scorer's)")
+        p.add_argument("--min-score", type=float, help="with --scorer fusion: abstention threshold (QA_MIN_SCORE)")
 
     parser = argparse.ArgumentParser(prog="qa", description="Ask questions about documents, with exact citations.")
     parser.add_argument("--version", action="version", version="qa 0.1.0")
@@ -225,13 +239,14 @@ def _parser() -> argparse.ArgumentParser:
 
     ask = sub.add_parser("ask", help="answer a question with cited sentences", parents=[common])
     query_args(ask)
-    ask.add_argument("--min-score", type=float, help="abstention threshold (QA_MIN_SCORE)")
+    ranking_args(ask)
     ask.set_defaults(func=_cmd_ask)
 
     ev = sub.add_parser("eval", help="recall, MRR, abstention and latency on a question file", parents=[common])
     ev.add_argument("questions", type=Path, help="JSONL questions (gold substrings or answer_start offsets)")
     index_arg(ev)
-    ev.add_argument("--min-score", type=float, help="abstention threshold (QA_MIN_SCORE)")
+    ranking_args(ev)
+    scorer_arg(ev)
     ev.add_argument("--json", action="store_true", help="print JSON")
     ev.set_defaults(func=_cmd_eval)
 

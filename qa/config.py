@@ -58,8 +58,14 @@ class Settings:
     """Number of passages returned by ``retrieve``."""
     max_k: int = 100
     """Most passages the web app's ``/retrieve`` returns; a larger ``k`` is refused before any search."""
+    scorer: str = "auto"
+    """What ranks the candidates: ``auto`` (the learned scorer shipped for the index's model, else ``fusion``),
+    ``fusion`` (the fixed channel weights below), a shipped scorer's name (``minilm``) or a scorer ``.json``."""
+    answer_threshold: float | None = None
+    """With a learned scorer: the confidence below which ``answer`` declines (``None``: the scorer's own,
+    chosen on dev data to maximise answer-triggering F1)."""
     min_score: float = 0.112
-    """Abstention threshold on the best passage's score: below it, ``answer`` says it found nothing."""
+    """With ``scorer=fusion``: abstention threshold on the best passage's fused score."""
     weight_bm25: float = 1.0
     """Fusion weight of BM25 over the sentence (with its document title)."""
     weight_bm25_context: float = 0.5
@@ -72,8 +78,9 @@ class Settings:
     """How much more a word of the question's focus ("which *economic sectors* ...") counts in BM25 (1: no more)."""
     answer_sentences: int = 2
     """At most this many sentences make up an extractive answer."""
-    answer_margin: float = 0.02
-    """A further sentence joins the answer only if its score is within this margin of the best one."""
+    answer_margin: float | None = None
+    """A further sentence joins the answer only if its score is within this margin of the best one (``None``:
+    0.02 on fusion's scores, 1.0 on a learned scorer's log-odds)."""
     context: int = 1
     """Neighbouring sentences shown on each side of a cited sentence."""
     index_type: str = "auto"
@@ -200,6 +207,12 @@ def _validated(s: Settings) -> Settings:
         (s.batch_size >= 1, f"batch_size={s.batch_size} must be at least 1"),
         (s.max_question_chars >= 1, f"max_question_chars={s.max_question_chars} must be at least 1"),
         (-1.0 <= s.min_score <= 1.0, f"min_score={s.min_score} must be between -1 and 1"),
+        (
+            s.answer_threshold is None or 0.0 <= s.answer_threshold <= 1.0,
+            f"answer_threshold={s.answer_threshold} must be a probability between 0 and 1",
+        ),
+        (s.answer_margin is None or s.answer_margin >= 0, f"answer_margin={s.answer_margin} must be 0 or more"),
+        (bool(s.scorer.strip()), "scorer must not be empty; use auto, fusion, a scorer name or a .json path"),
         (0 < s.port < 65536, f"port={s.port} must be between 1 and 65535"),
         (min(s.weights.values()) >= 0 < sum(s.weights.values()), f"weights {s.weights} must be >= 0, not all 0"),
         (s.focus_weight > 0, f"focus_weight={s.focus_weight} must be positive (1 counts focus words like others)"),

@@ -22,7 +22,7 @@ from typing import Any
 from .answer import compose
 from .config import Settings, get_settings
 from .errors import DocumentError
-from .index import Index, Passage
+from .index import Index, Passage, Ranking
 
 __all__ = ["EvalQuestion", "EvalReport", "evaluate", "is_correct", "load_questions"]
 
@@ -113,17 +113,18 @@ def evaluate(
     Latency is measured per question through single searches on the first ``latency_sample`` questions.
     """
     s = settings or get_settings()
-    ranked: list[list[Passage]] = []
+    rankings: list[Ranking] = []
     for i in range(0, len(questions), batch_size):
         chunk = questions[i : i + batch_size]
-        ranked.extend(index.search_many([q.question for q in chunk], k=10))
+        rankings.extend(index.rankings([q.question for q in chunk], k=10, scorer=s.scorer))
     hits = {n: 0 for n in RECALL_AT}
     reciprocal = 0.0
     found = declined = 0
     misses = []
     answerable = [q for q in questions if q.answerable]
-    for q, passages in zip(questions, ranked, strict=True):
-        is_found = compose(q.question, passages, s).found
+    for q, ranking in zip(questions, rankings, strict=True):
+        passages = ranking.passages
+        is_found = compose(q.question, ranking, s).found
         if not q.answerable:
             declined += not is_found
             continue
@@ -138,7 +139,7 @@ def evaluate(
     timings = []
     for q in questions[:latency_sample]:
         t0 = time.perf_counter()
-        index.search(q.question, k=s.k)
+        index.search(q.question, k=s.k, scorer=s.scorer)
         timings.append((time.perf_counter() - t0) * 1000)
     n = max(len(answerable), 1)
     return EvalReport(

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["duplicate_key", "duplicate_keys", "fuse", "text_key", "text_keys", "top_unique"]
+__all__ = ["duplicate_key", "duplicate_keys", "first_unique", "fuse", "text_key", "text_keys", "top_unique"]
 
 
 def fuse(channel_scores: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
@@ -44,7 +44,7 @@ def duplicate_keys(texts: Sequence[str]) -> np.ndarray:
 
     Example:
         >>> from qa.ranking import duplicate_keys
-        >>> a, b, c = duplicate_keys(["The  Moon\n", "the moon", "The Sun"]).tolist()
+        >>> a, b, c = duplicate_keys(["The  Moon\\n", "the moon", "The Sun"]).tolist()
         >>> a == b, a == c
         (True, False)
     """
@@ -82,7 +82,22 @@ def top_unique(rows: np.ndarray, scores: np.ndarray, keys: np.ndarray, k: int) -
         >>> rows.tolist(), scores.tolist()
         ([0, 2], [0.9, 0.5])
     """
-    order = np.lexsort((rows, -scores))
+    return first_unique(rows, scores, keys, k, order=np.lexsort((rows, -scores)))
+
+
+def first_unique(
+    rows: np.ndarray, scores: np.ndarray, keys: np.ndarray, k: int, *, order: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``k`` of ``rows`` taken in ``order``, skipping any whose ``key`` an earlier one had.
+
+    Example:
+        >>> import numpy as np
+        >>> from qa.ranking import first_unique
+        >>> rows, _ = first_unique(np.array([0, 1, 2]), np.array([0.9, 0.8, 0.1]), np.array([7, 7, 8]), 2,
+        ...                        order=np.array([1, 0, 2]))
+        >>> rows.tolist()
+        [1, 2]
+    """
     seen: set[int] = set()
     keep: list[int] = []
     for i in order:

@@ -183,4 +183,4 @@ def retrieve(
     doc_ids = check_doc_ids(docs)
     idx = open_index(index, settings=s)
     # The index embeds the question with the model it was built with (checked against settings on load).
-    return idx.search(text, k=k if k is not None else s.k, docs=doc_ids, context=s.context)
+    return idx.search(text, k=k if k is not None else s.k, docs=doc_ids, context=s.context, scorer=s.scorer)

@@ -59,3 +59,81 @@ def test_to_dict_has_the_cli_json_shape(article_index: qa.Index) -> None:
     assert set(d) >= {"answer", "found", "citations"}
     assert d["found"] is True
     assert {"text", "score", "doc_id", "title", "sentence", "start", "end", "context"} <= set(d["citations"][0])
+
+
+# ---------------------------------------------------------------- the learned scorer's answers (real model, index)
+
+LICENSE = qa.Document(
+    "license",
+    "Software licence",
+    "SOFTWARE LICENCE AGREEMENT\n\n"
+    "4. OWNERSHIP.\n\n"
+    "The software is licensed, not sold. Acme Corporation keeps ownership of every copy of the software.\n\n"
+    "5. DISCLAIMER OF WARRANTY.\n\n"
+    "The software is provided as is, without any warranty of any kind.\n",
+)
+HEADINGS = qa.Document("headings", "Table of contents", "1. INTRODUCTION.\n\n2. OWNERSHIP.\n\nDISCLAIMER OF WARRANTY.\n")
+
+
+@pytest.fixture(scope="module")
+def license_index() -> qa.Index:
+    return qa.Index.build([LICENSE, HEADINGS])
+
+
+@pytest.mark.parametrize("scorer", ["auto", "fusion"])
+@pytest.mark.parametrize("question", ["Who keeps ownership of the software?", "What does the OWNERSHIP section say?",
+                                      "Is there a disclaimer of warranty?"])
+def test_a_heading_is_never_the_cited_answer(license_index: qa.Index, scorer: str, question: str) -> None:
+    from qa.scoring import is_label
+
+    a = qa.answer(question, index=license_index, settings=qa.get_settings(scorer=scorer, answer_threshold=0.0,
+                                                                          min_score=-1.0))
+    assert a.found and a.citations
+    assert not any(is_label(c.text) for c in a.citations), [c.text for c in a.citations]
+
+
+def test_the_heading_of_a_cited_sentence_still_ranks_but_after_it(license_index: qa.Index) -> None:
+    from qa.scoring import is_label
+
+    passages = qa.retrieve("What does the OWNERSHIP section say?", index=license_index, k=10)
+    texts = [p.text for p in passages]
+    assert "4. OWNERSHIP." in texts or "2. OWNERSHIP." in texts, texts  # a heading informs the ranking...
+    first_label = min(i for i, t in enumerate(texts) if t.endswith("OWNERSHIP."))
+    assert all(not t.endswith("OWNERSHIP.") for t in texts[:first_label])
+    assert passages[0].doc_id == "license" and not is_label(texts[0])  # ...but a sentence comes first
+
+
+def test_a_ranking_of_only_headings_is_declined(license_index: qa.Index) -> None:
+    a = qa.answer("What is in the ownership section?", index=license_index, docs=["headings"],
+                  settings=qa.get_settings(answer_threshold=0.0))
+    assert not a.found and a.citations == [] and a.text == NOT_FOUND
+    assert a.closest and all(p.doc_id == "headings" for p in a.closest)
+
+
+def test_a_declined_answer_has_no_citations_and_lists_the_closest(article_index: qa.Index) -> None:
+    a = qa.answer("What is the boiling point of ethanol?")
+    assert a.found is False and a.citations == [] and a.text == NOT_FOUND
+    assert a.closest, "the closest sentences are listed, as not evidence"
+    assert a.confidence is not None and a.threshold is not None and a.confidence < a.threshold
+    d = a.to_dict()
+    assert d["found"] is False and d["citations"] == [] and d["closest"] and d["confidence"] == a.confidence
+
+
+def test_confidence_is_a_probability_and_found_follows_the_threshold(article_index: qa.Index) -> None:
+    q = "When did the US withdraw from Afghanistan?"
+    a = qa.answer(q)
+    assert a.confidence is not None and 0.0 <= a.confidence <= 1.0 and a.found
+    assert a.threshold == qa.open_index().scorer.threshold  # type: ignore[union-attr]
+    assert not qa.answer(q, settings=qa.get_settings(answer_threshold=1.0)).found
+    assert qa.answer("What is the boiling point of ethanol?", settings=qa.get_settings(answer_threshold=0.0)).found
+
+
+def test_fusion_setting_ranks_without_a_scorer(article_index: qa.Index) -> None:
+    a = qa.answer("When did the US withdraw from Afghanistan?", settings=qa.get_settings(scorer="fusion"))
+    assert a.found and a.confidence is None and a.threshold is None
+    assert "August 2021" in a.text
+
+
+def test_an_unknown_scorer_setting_is_refused_with_the_fix(article_index: qa.Index) -> None:
+    with pytest.raises(qa.QAError, match=r"no shipped scorer named 'nope'.*\.json"):
+        qa.answer("When did the US withdraw from Afghanistan?", settings=qa.get_settings(scorer="nope"))

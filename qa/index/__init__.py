@@ -60,6 +60,7 @@ from .passages import _place_in as _place_in
 from .results import DocumentInfo as DocumentInfo
 from .results import IndexUpdate as IndexUpdate
 from .results import Passage as Passage
+from .results import Ranking as Ranking
 from .storage import BM25 as BM25
 from .storage import BM25_CONTEXT as BM25_CONTEXT
 from .storage import CONTEXT_VECTORS as CONTEXT_VECTORS
@@ -101,4 +102,4 @@ from .tables import window_keys as window_keys
 from .tables import window_texts as window_texts
 from .threads import _workers as _workers
 
-__all__ = ["FORMAT_VERSION", "DocumentInfo", "Index", "IndexUpdate", "Passage"]
+__all__ = ["FORMAT_VERSION", "DocumentInfo", "Index", "IndexUpdate", "Passage", "Ranking"]

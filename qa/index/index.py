@@ -21,11 +21,11 @@ from ..documents import Document, load_sources
 from ..errors import IndexCorruptError, QAError, QuestionError
 from ..lexical import Lexical
 from ..limits import Limits
-from ..ranking import fuse, top_unique
+from ..ranking import first_unique, fuse, top_unique
 from . import build as _build
 from . import files as _files
 from .passages import _Documents
-from .results import DocumentInfo, IndexUpdate, Passage
+from .results import DocumentInfo, IndexUpdate, Passage, Ranking
 from .storage import check_apart, check_target, fix_hint, new_temp_folder, swap_into_place, write_error, writing
 from .storage import locked as _locked
 from .stores.base import Hits, VectorStore
@@ -33,8 +33,7 @@ from .tables import _find, _Sorted, _sorted
 from .threads import _workers
 
 if TYPE_CHECKING:
-
-    pass
+    from ..scoring import Scorer
 
 log = logging.getLogger("qa.index")
 
@@ -317,10 +316,12 @@ class Index(_Documents):
         k: int | None = None,
         docs: Sequence[str] | None = None,
         context: int | None = None,
+        scorer: str | None = None,
     ) -> list[Passage]:
         """The ``k`` sentences closest to ``question``, best first (see :func:`qa.retrieve`).
 
-        ``context`` is the number of neighbouring sentences on each side put into ``Passage.context``.
+        ``context`` is the number of neighbouring sentences on each side put into ``Passage.context``;
+        ``scorer`` the ``scorer`` setting to rank with (``None``: this index's settings).
 
         Raises:
             QuestionError: ``question`` is not a string.
@@ -328,7 +329,7 @@ class Index(_Documents):
         """
         if not isinstance(question, str):
             raise QuestionError(f"the question must be text, not {type(question).__name__}")
-        return self.search_many([question], k=k, docs=docs, context=context)[0]
+        return self.search_many([question], k=k, docs=docs, context=context, scorer=scorer)[0]
 
     def search_many(
         self,
@@ -337,11 +338,35 @@ class Index(_Documents):
         k: int | None = None,
         docs: Sequence[str] | None = None,
         context: int | None = None,
+        scorer: str | None = None,
     ) -> list[list[Passage]]:
         """:meth:`search` for several questions at once (one batched forward pass).
 
         ``k`` may exceed the number of sentences: it is clipped to it first, so a huge ``k`` costs what
         ``k=len(index)`` does.
+        """
+        return [r.passages for r in self.rankings(questions, k=k, docs=docs, context=context, scorer=scorer)]
+
+    def rankings(
+        self,
+        questions: Sequence[str],
+        *,
+        k: int | None = None,
+        docs: Sequence[str] | None = None,
+        context: int | None = None,
+        scorer: str | None = None,
+    ) -> list[Ranking]:
+        """:meth:`search_many` with each question's :class:`Ranking`: its passages and, under a learned scorer,
+        the confidence that the first one answers it (what :func:`qa.answer` decides on).
+
+        Raises:
+            ScorerError: ``scorer`` (or the setting) names no shipped scorer and no readable scorer file.
+
+        Example:
+            >>> import qa
+            >>> r = qa.open_index().rankings(["When did the US withdraw from Afghanistan?"], k=2)[0]
+            >>> len(r.passages), 0.0 <= r.confidence <= 1.0
+            (2, True)
         """
         from ..embedding import get_encoder
 
@@ -354,6 +379,9 @@ class Index(_Documents):
         allowed = None if doc_ids is None else self.rows_of(doc_ids)
         if allowed is not None:
             k = min(k, max(len(allowed), 1))
+        ranker = self._scorer(scorer)
+        threshold = None if ranker is None else ranker.threshold
+        learned = ranker is not None
         encoder = get_encoder(self.settings)
         lexical = None
         proposed = None
@@ -362,21 +390,22 @@ class Index(_Documents):
             # vectors with it.
             def encode_and_search() -> tuple[np.ndarray, dict[str, np.ndarray]]:
                 vectors = encoder.encode_queries(list(questions))
-                return vectors, self._dense_proposals(vectors[0], k=k, allowed=allowed)
+                return vectors, self._dense_proposals(vectors[0], k=k, allowed=allowed, learned=learned)
 
             pending = _workers().submit(encode_and_search)
-            lexical = self._lexical_scores(questions[0], allowed)
+            lexical = self._lexical_scores(questions[0], allowed, learned=learned)
             queries, proposed = pending.result()
         else:
             queries = encoder.encode_queries(list(questions))
         results = []
         for question, query in zip(questions, queries, strict=True):
-            rows, scores = self.rank(question, query, k=k, allowed=allowed, lexical=lexical, proposed=proposed)
-            results.append(self.passages(rows, scores, context=context))
+            rows, scores, confidence = self._rank(question, query, k=k, allowed=allowed, lexical=lexical,
+                                                  proposed=proposed, scorer=ranker)
+            results.append(Ranking(self.passages(rows, scores, context=context), confidence, threshold))
         return results
 
     def _lexical_scores(
-        self, question: str, allowed: np.ndarray | None
+        self, question: str, allowed: np.ndarray | None, *, learned: bool
     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Sparse scores of every proposing lexical channel: ``{channel: (rows, scores)}``, within ``allowed``.
 
@@ -391,7 +420,7 @@ class Index(_Documents):
                 rows, values = rows[keep], values[keep]
             return rows, values
 
-        names = [name for name in self._proposing() if name in self._lexical]
+        names = [name for name in self._proposing(learned) if name in self._lexical]
         # Past the exact-search size a channel's posting lists take milliseconds to add up; numpy releases the
         # GIL while it does, so the channels after the first run on the worker threads meanwhile.
         side = {}
@@ -402,19 +431,42 @@ class Index(_Documents):
     def _pool(self, k: int) -> int:
         return min(len(self), max(POOL, 4 * k))
 
-    def _proposing(self) -> list[str]:
+    def _active(self, learned: bool) -> list[str]:
+        """The channels that rank: all four under a learned scorer (it reads every one), else those weighted > 0."""
+        if learned:
+            return list(self.settings.weights)
+        return [name for name, w in self.settings.weights.items() if w > 0]
+
+    def _proposing(self, learned: bool) -> list[str]:
         """Active channels that propose candidates (all but :data:`SCORING_ONLY` past the exact size)."""
         large = len(self) > self.settings.exact_limit
-        return [name for name, w in self.settings.weights.items() if w > 0 and not (large and name in SCORING_ONLY)]
+        return [name for name in self._active(learned) if not (large and name in SCORING_ONLY)]
 
-    def _dense_proposals(self, query: np.ndarray, *, k: int, allowed: np.ndarray | None) -> dict[str, np.ndarray]:
+    @property
+    def scorer(self) -> Scorer | None:
+        """The learned scorer that ranks this index's questions (setting ``scorer``), or ``None`` for fusion.
+
+        Raises:
+            ScorerError: the ``scorer`` setting names no shipped scorer and no readable scorer file.
+        """
+        return self._scorer(None)
+
+    def _scorer(self, setting: str | None) -> Scorer | None:
+        """The scorer a ``scorer`` setting selects for this index's model (``None``: this index's setting)."""
+        from ..scoring.choice import scorer_for
+
+        return scorer_for(self.settings.scorer if setting is None else setting, self.model)
+
+    def _dense_proposals(
+        self, query: np.ndarray, *, k: int, allowed: np.ndarray | None, learned: bool
+    ) -> dict[str, np.ndarray]:
         """The best rows of each proposing dense channel for one ``query`` vector."""
         query = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
         # Runs on a worker thread (search_many): it must not wait for other workers' tasks, or two questions
         # at once could each hold a worker waiting for the other.
         pool = self._pool(k)
         return {name: self.search_vectors(query, k=pool, allowed=allowed, channel=name)[0].rows
-                for name in self._proposing() if name in self._dense}
+                for name in self._proposing(learned) if name in self._dense}
 
     def rank(
         self,
@@ -425,21 +477,52 @@ class Index(_Documents):
         allowed: np.ndarray | None = None,
         lexical: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
         proposed: dict[str, np.ndarray] | None = None,
+        scorer: str | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Fused ranking of one question: ``(rows, scores)``, best first, at most ``k``, no duplicates.
+        """The ranking of one question: ``(rows, scores)``, best first, at most ``k``, no duplicates.
 
-        Each active channel (weight > 0) proposes its best :data:`POOL` rows (but :data:`SCORING_ONLY` ones
-        past the exact size); every candidate is then scored exactly by every active channel, and the scores
-        are fused (:func:`qa.ranking.fuse`). ``lexical`` (:meth:`_lexical_scores`) and ``proposed``
-        (:meth:`_dense_proposals`) are the question's, if already computed.
+        Each active channel proposes its best :data:`POOL` rows (but :data:`SCORING_ONLY` ones past the exact
+        size); every candidate is then scored exactly by every active channel. A learned scorer (:attr:`scorer`)
+        ranks the candidates by its features of them (scores are its log-odds; headings and labels come after
+        every sentence); under fusion the channels' scores are fused by their weights
+        (:func:`qa.ranking.fuse`). ``lexical`` (:meth:`_lexical_scores`) and ``proposed``
+        (:meth:`_dense_proposals`) are the question's, if already computed (with the same ``scorer``: the
+        channels that propose differ); ``scorer`` is the ``scorer`` setting (``None``: this index's).
         """
-        weights = {name: w for name, w in self.settings.weights.items() if w > 0}
+        rows, scores, _ = self._rank(question, query, k=k, allowed=allowed, lexical=lexical, proposed=proposed,
+                                     scorer=self._scorer(scorer))
+        return rows, scores
+
+    def _rank(
+        self,
+        question: str,
+        query: np.ndarray,
+        *,
+        k: int,
+        allowed: np.ndarray | None,
+        lexical: dict[str, tuple[np.ndarray, np.ndarray]] | None,
+        proposed: dict[str, np.ndarray] | None,
+        scorer: Scorer | None,
+    ) -> tuple[np.ndarray, np.ndarray, float | None]:
+        """:meth:`rank` with ``scorer`` (``None``: fusion), and its confidence that the first row answers."""
         candidates, lexical = self._candidates(question, query, k=k, allowed=allowed, lexical=lexical,
-                                               proposed=proposed)
+                                               proposed=proposed, learned=scorer is not None)
         if len(candidates) == 0:
-            return candidates, np.zeros(0, dtype=np.float32)
-        fused = fuse(self._channel_scores(question, query, candidates, lexical, weights), weights)
-        return top_unique(candidates, fused, self._dup_keys[candidates], k)
+            return candidates, np.zeros(0, dtype=np.float32), None if scorer is None else 0.0
+        if scorer is None:
+            weights = {name: w for name, w in self.settings.weights.items() if w > 0}
+            fused = fuse(self._channel_scores(question, query, candidates, lexical, weights), weights)
+            return (*top_unique(candidates, fused, self._dup_keys[candidates], k), None)
+        from ..scoring import features, trigger_features
+
+        channel_scores = self._channel_scores(question, query, candidates, lexical, self._active(True))
+        x = features(question, channel_scores, self._sentence_texts(candidates))
+        scores = scorer.rank_scores(x)
+        order = scorer.order(x, scores)
+        confidence = float(scorer.confidence(trigger_features(x, scores, order)))
+        rows, ranked = first_unique(candidates, scores.astype(np.float32), self._dup_keys[candidates], k,
+                                    order=order)
+        return rows, ranked, confidence
 
     def _candidates(
         self,
@@ -450,16 +533,17 @@ class Index(_Documents):
         allowed: np.ndarray | None,
         lexical: dict[str, tuple[np.ndarray, np.ndarray]] | None,
         proposed: dict[str, np.ndarray] | None,
+        learned: bool,
     ) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]:
         """The question's candidate rows (sorted, unique): each proposing channel's best :meth:`_pool` rows; and
         its lexical scores (computed here unless given), which :meth:`_channel_scores` reads."""
         pool = self._pool(k)
         if lexical is None:
-            lexical = self._lexical_scores(question, allowed)
+            lexical = self._lexical_scores(question, allowed, learned=learned)
         if proposed is None:
-            proposed = self._dense_proposals(query, k=k, allowed=allowed)
+            proposed = self._dense_proposals(query, k=k, allowed=allowed, learned=learned)
         proposals = [np.asarray(rows, dtype=np.int64) for rows in proposed.values()]
-        for name in self._proposing():
+        for name in self._proposing(learned):
             if name in lexical:
                 rows, values = lexical[name]
                 proposals.append(rows if len(rows) <= pool else rows[np.argpartition(-values, pool - 1)[:pool]])

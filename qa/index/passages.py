@@ -16,6 +16,8 @@ from ..documents import Document
 from ..errors import QAError
 from .results import DocumentInfo, Passage
 
+_SLICES_PER_QUERY = 5000
+
 
 class _Documents:
     """Documents and passages of an index: its ``documents`` table, each document's first row and length
@@ -168,6 +170,41 @@ class _Documents:
         with self._db_lock:
             (text,) = self._db.execute("SELECT text FROM documents WHERE idx = ?", (i,)).fetchone()
         return str(text)
+
+    def _sentence_texts(self, rows: np.ndarray) -> list[str]:
+        """The text of each sentence row (what a learned scorer reads), in one query for all of them.
+
+        Each document's candidates are cut from one slice of it, from the first one's start to the last one's
+        end: a question's candidates number a hundred or more, and one ``substr`` per sentence would walk a long
+        document's text once each.
+        """
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if len(rows) == 0:
+            return []
+        docs = np.searchsorted(self._first_rows, rows, side="right") - 1
+        spans = np.asarray(self._spans[rows], dtype=np.int64)
+        wanted: dict[int, tuple[int, int]] = {}
+        for d, (start, end) in zip(docs.tolist(), spans.tolist(), strict=True):
+            lo, hi = wanted.get(d, (start, end))
+            wanted[d] = (min(lo, start), max(hi, end))
+        # SQLite's substr counts characters (code points) from 1, like Python's str indexing from 0. At most
+        # _SLICES_PER_QUERY documents a query keeps the placeholders under SQLite's limit (32,766).
+        items = list(wanted.items())
+        sliced: dict[int, str] = {}
+        with self._db_lock:
+            for at in range(0, len(items), _SLICES_PER_QUERY):
+                part = items[at:at + _SLICES_PER_QUERY]
+                values = ", ".join("(?, ?, ?)" for _ in part)
+                params = [v for d, (lo, hi) in part for v in (d, lo + 1, hi - lo)]
+                sliced.update(self._db.execute(
+                    f"WITH w(idx, a, n) AS (VALUES {values}) "
+                    "SELECT w.idx, substr(d.text, w.a, w.n) FROM w JOIN documents d ON d.idx = w.idx", params
+                ).fetchall())
+        out = []
+        for d, (start, end) in zip(docs.tolist(), spans.tolist(), strict=True):
+            lo = wanted[d][0]
+            out.append(str(sliced[d])[start - lo:end - lo])
+        return out
 
     def _text_slice(self, doc: int, start: int, end: int) -> str:
         # SQLite's substr counts characters (code points) from 1, like Python's str indexing from 0.

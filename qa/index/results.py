@@ -42,6 +42,17 @@ class Passage:
 
 
 @dataclass(frozen=True)
+class Ranking:
+    """The passages of one question, best first, and how sure the ranker is that the first one answers it."""
+
+    passages: list[Passage]
+    confidence: float | None = None
+    """Probability that ``passages[0]`` answers the question, from a learned scorer (``None`` under fusion)."""
+    threshold: float | None = None
+    """The confidence at or above which an answer is given (the scorer's, or the ``answer_threshold`` setting)."""
+
+
+@dataclass(frozen=True)
 class IndexUpdate:
     """What :meth:`Index.update` did. ``index`` is the updated index (saved, when the old one had a path)."""
 

@@ -54,7 +54,7 @@ def gather(
         (True, True)
     """
     candidates, lexical = index._candidates(question, query, k=k, allowed=allowed, lexical=lexical,
-                                            proposed=proposed)
+                                            proposed=proposed, learned=True)
     if len(candidates) == 0:
         return candidates, {name: np.zeros(0, dtype=np.float32) for name in CHANNELS}
     scores = index._channel_scores(question, query, candidates, lexical, CHANNELS)

@@ -136,6 +136,11 @@ def render_answer(
             f'<div class="qa-answer qa-none"><strong>{esc(answer.text)}</strong> '
             "Nothing is cited. The closest sentences are listed under Sources, marked as not answering.</div>"
         )
+    if answer.confidence is not None:
+        verdict = "answered" if answer.found else "declined"
+        threshold = f" (answers from {answer.threshold:.0%})" if answer.threshold is not None else ""
+        body += (f'<div class="qa-confidence" title="how likely the best sentence answers the question">'
+                 f"Confidence {answer.confidence:.0%}: {verdict}{threshold}</div>")
     if reading is not None and reading.followup:
         body += f'<div class="qa-followup">Read as a follow-up; searched for: “{esc(reading.query)}”</div>'
     return body

@@ -22,6 +22,7 @@ CSS = """
 .qa-question { white-space: pre-wrap; overflow-wrap: anywhere; }
 .qa-answer { line-height: 1.55; overflow-wrap: anywhere; }
 .qa-none strong { display: block; margin-bottom: .25rem; }
+.qa-confidence { margin-top: .35rem; font-size: .8rem; color: var(--body-text-color-subdued); }
 a.qa-cite { text-decoration: none; font-weight: 700; font-size: .85em; padding: 0 .15em; border-radius: 4px;
   color: var(--color-accent); background: var(--color-accent-soft); margin-left: .1em; white-space: nowrap; }
 a.qa-cite:hover, a.qa-cite:focus { text-decoration: underline; }
