@@ -1,154 +1,162 @@
-"""Retrieval quality, build time and query latency on the shared evaluation data.
+"""How good is it: answer quality of ``qa`` on every shared dev set, for each model, against its targets.
 
-Builds the indexes, then reports R@1/5/10 and MRR@10 for BM25 alone, dense alone, the full pipeline and every
-other subset of the four channels (ablation), on:
+For each model (``minilm``: the default all-MiniLM-L6-v2; ``mpnet``: the accurate all-mpnet-base-v2 of
+``qa[accurate]``, skipped with a note when not installed) it builds the indexes (default settings otherwise) and
+ranks every question three ways: the learned scorer (``scorer=auto``), fixed fusion (``scorer=fusion``) and
+dense cosine alone (fusion with only the sentence vectors), then prints and writes:
 
-* SQuAD v1.1 dev (articles 0-23, ReQA setting: every sentence of every paragraph in one pool), split by
-  qa's segmenter, and split by ReQA's own spans (``sentences_reqa.jsonl``) to compare with published figures;
-* the bundled article's dev questions, with precision and recall of "found" (abstention).
+* WikiQA dev (real search-engine queries; open pool of all 2,708 sentences): MRR@10, R@1 over the 126
+  answerable questions, and answer triggering over all 296 (precision, recall, F1);
+* the bundled article: its dev questions (copying its words) R@1 and MRR@10, and its paraphrases (rewording
+  them) R@1, MRR@10, near-topic unanswerables declined and answerable questions answered;
+* SQuAD v1.1 dev articles 0-23 (ReQA setting, open pool): MRR@10, R@1.
 
-Also: index build time against embedding the sentences alone (same run, same model), and query latency
-through ``qa.retrieve``. Prints tables and writes ``benchmarks/results/quality.json``.
+Answer triggering (shared eval README): a question counts as answered correctly when an answer is given and
+its first citation is a correct sentence; precision = correct / answered, recall = correct / questions with a
+correct sentence. "Answered" is :func:`qa.answer`'s own decision (the scorer's confidence against its
+threshold; under fusion, ``min_score``). WikiQA is research-only data: it is evaluated here, never trained on.
 
-    python benchmarks/quality.py [--latency-questions 300]
+    python benchmarks/quality.py [--models minilm,mpnet] [--squad-questions N]
+
+Writes ``benchmarks/results/quality.json``.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
-import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
-from _common import SHARED, gold_rows, machine, median, percentile, ranks, summary, write
+from _common import SHARED, machine, write
 
 import qa
 from qa.answer import compose
-from qa.embedding import get_encoder
-from qa.evaluation import load_questions
+from qa.config import DEFAULT_MODEL
+from qa.evaluation import EvalQuestion, is_correct, load_questions
 
-CHANNELS = ("bm25", "bm25_context", "dense", "dense_context")
+MODELS = {"minilm": DEFAULT_MODEL, "mpnet": "sentence-transformers/all-mpnet-base-v2"}
+RANKERS = ("scorer", "fusion", "dense")
+
+#: The issue's targets (issue 16), per model: (set, metric, ranker) -> least acceptable value.
+TARGETS: dict[str, dict[tuple[str, str], float]] = {
+    "minilm": {("wikiqa", "MRR@10"): 0.73, ("wikiqa", "F1"): 0.42, ("paraphrase", "R@1"): 0.75,
+               ("paraphrase", "declined_share"): 2 / 3, ("paraphrase", "answered_share"): 0.90,
+               ("squad", "MRR@10"): 0.80, ("seed", "R@1"): 0.90},
+    "mpnet": {("wikiqa", "MRR@10"): 0.79, ("wikiqa", "F1"): 0.47, ("paraphrase", "R@1"): 0.75,
+              ("paraphrase", "declined_share"): 2 / 3, ("paraphrase", "answered_share"): 0.90,
+              ("squad", "MRR@10"): 0.80, ("seed", "R@1"): 0.90},
+}
 
 
-def subsets() -> list[tuple[str, ...]]:
-    return [c for n in range(1, 5) for c in itertools.combinations(CHANNELS, n)]
+def ranker_settings(base: qa.Settings, ranker: str) -> qa.Settings:
+    """The settings that make ``ranker`` rank: the scorer, fixed fusion, or fusion of the sentence vectors alone."""
+    if ranker == "scorer":
+        return base.replace(scorer="auto")
+    if ranker == "fusion":
+        return base.replace(scorer="fusion")
+    return base.replace(scorer="fusion", weight_bm25=0.0, weight_bm25_context=0.0, weight_dense_context=0.0)
 
 
-def with_channels(base: qa.Settings, channels: tuple[str, ...]) -> qa.Settings:
-    """Default weights, with the channels not named switched off."""
-    return base.replace(**{f"weight_{c}": (base.weights[c] if c in channels else 0.0) for c in CHANNELS})
+def evaluate(index: qa.Index, questions: Sequence[EvalQuestion], s: qa.Settings) -> dict[str, Any]:
+    """Ranking and answer-triggering figures of ``questions`` on ``index`` under settings ``s``."""
+    index.settings = s  # the fusion weights are read from the index's settings
+    rankings: list[qa.Ranking] = []
+    for at in range(0, len(questions), 256):
+        chunk = questions[at:at + 256]
+        rankings.extend(index.rankings([q.question for q in chunk], k=10, scorer=s.scorer))
+    rr, first, answered, correct, declined = [], [], 0, 0, 0
+    answerable = [q for q in questions if q.answerable]
+    for q, ranking in zip(questions, rankings, strict=True):
+        a = compose(q.question, ranking, s)
+        if not q.answerable:
+            declined += not a.found
+            continue
+        rank = next((i for i, p in enumerate(ranking.passages, 1) if is_correct(q, p)), None)
+        rr.append(1.0 / rank if rank else 0.0)
+        first.append(rank == 1)
+        answered += a.found
+        correct += a.found and bool(a.citations) and is_correct(q, a.citations[0])
+    answered_all = answered + (len(questions) - len(answerable) - declined)
+    n = max(len(answerable), 1)
+    precision, recall = correct / max(answered_all, 1), correct / n
+    return {
+        "questions": len(questions), "answerable": len(answerable),
+        "MRR@10": round(sum(rr) / n, 4), "R@1": round(sum(first) / n, 4),
+        "answered": answered_all, "answerable_answered": answered,
+        "answered_share": round(answered / n, 4),
+        "unanswerable": len(questions) - len(answerable), "declined": declined,
+        "declined_share": round(declined / max(len(questions) - len(answerable), 1), 4),
+        "P": round(precision, 4), "R": round(recall, 4),
+        "F1": round(2 * precision * recall / (precision + recall), 4) if precision + recall else 0.0,
+    }
 
 
-def ablation(index: qa.Index, questions: list[Any], vectors: Any) -> dict[str, dict[str, float]]:
-    base = qa.get_settings()
-    gold = gold_rows(index, questions)
-    out = {}
-    for channels in subsets():
-        index.settings = with_channels(base, channels)
-        out["+".join(channels)] = summary(ranks(index, questions, vectors, gold))
-    index.settings = base
+def model_figures(model: str, squad_questions: int) -> dict[str, Any]:
+    base = qa.get_settings(model=model)
+    sets = {
+        "wikiqa": ([SHARED / "wikiqa_dev" / "docs.jsonl"],
+                   load_questions(SHARED / "wikiqa_dev" / "questions_all.jsonl")),
+        # The bundled article as the app indexes it (with its title, which the lexical channels read).
+        "seed": ([qa.default_document()], load_questions(SHARED / "seed" / "questions.jsonl")),
+        "paraphrase": ([qa.default_document()], load_questions(SHARED / "seed" / "paraphrase.jsonl")),
+        "squad": ([SHARED / "squad" / "docs.jsonl"],
+                  load_questions(SHARED / "squad" / "questions.jsonl")[:squad_questions or None]),
+    }
+    out: dict[str, Any] = {"model": model, "sets": {}, "build_s": {}}
+    built: dict[str, qa.Index] = {}
+    for name, (sources, questions) in sets.items():
+        key = str(sources[0]) if not isinstance(sources[0], qa.Document) else "article"
+        if key not in built:
+            t0 = time.perf_counter()
+            built[key] = qa.Index.build(sources, settings=base, progress=False)
+            out["build_s"][name] = round(time.perf_counter() - t0, 1)
+        index = built[key]
+        out["sets"][name] = {r: evaluate(index, questions, ranker_settings(base, r)) for r in RANKERS}
+        index.settings = base
+        print(f"{model}: {name} done ({len(questions)} questions, {len(index)} sentences)", flush=True)
     return out
 
 
-def table(title: str, rows: dict[str, dict[str, float]]) -> None:
-    print(f"\n{title}")
-    print(f"{'channels':<42} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'MRR@10':>7}")
-    for name, m in rows.items():
-        print(f"{name:<42} {m['R@1']:>6.3f} {m['R@5']:>6.3f} {m['R@10']:>6.3f} {m['MRR@10']:>7.3f}")
+def report(short: str, figures: dict[str, Any]) -> dict[str, Any]:
+    """Print the figures of one model and check them against its targets (the scorer's figures)."""
+    print(f"\n== {short}: {figures['model']}")
+    print(f"{'set':<11} {'ranker':<7} {'MRR@10':>7} {'R@1':>6} {'answered':>9} {'declined':>9} "
+          f"{'P':>6} {'R':>6} {'F1':>6}")
+    for name, by_ranker in figures["sets"].items():
+        for ranker, m in by_ranker.items():
+            declined = f"{m['declined']}/{m['unanswerable']}" if m["unanswerable"] else "-"
+            print(f"{name:<11} {ranker:<7} {m['MRR@10']:>7.3f} {m['R@1']:>6.3f} "
+                  f"{m['answerable_answered']:>4}/{m['answerable']:<4} {declined:>9} "
+                  f"{m['P']:>6.3f} {m['R']:>6.3f} {m['F1']:>6.3f}")
+    checks = {}
+    for (name, metric), least in TARGETS[short].items():
+        got = figures["sets"][name]["scorer"][metric]
+        checks[f"{name} {metric} >= {least:.3f}"] = {"got": got, "met": got >= least}
+        print(f"target {name} {metric} >= {least:.3f}: {got:.3f} {'met' if got >= least else 'MISSED'}")
+    return checks
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--latency-questions", type=int, default=300)
-    ap.add_argument("--runs", type=int, default=3, help="build-time repetitions (median reported)")
+    ap.add_argument("--models", default="minilm,mpnet", help="comma-separated: minilm, mpnet")
+    ap.add_argument("--squad-questions", type=int, default=0, help="first N SQuAD questions (0: all 5,696)")
     args = ap.parse_args()
+    results: dict[str, Any] = {"machine": machine(), "models": {}}
+    for short in args.models.split(","):
+        model = MODELS[short]
+        try:
+            from qa.embedding import resolve_model
 
-    encoder = get_encoder()
-    docs = qa.load_sources([SHARED / "squad" / "docs.jsonl"])
-    squad = load_questions(SHARED / "squad" / "questions.jsonl")
-    vectors = encoder.encode_queries([q.question for q in squad])
-
-    # Build time against the model alone, interleaved in the same run so both see the same machine state.
-    builds, embeds = [], []
-    index = None
-    for _ in range(args.runs):
-        t0 = time.perf_counter()
-        index = qa.Index.build(docs, progress=False)
-        builds.append(time.perf_counter() - t0)
-        sentences = [d.text[a:b] for d in docs for a, b in qa.sentences.split(d.text)]
-        t0 = time.perf_counter()
-        encoder.encode_documents(sentences, progress=False)
-        embeds.append(time.perf_counter() - t0)
-    assert index is not None
-    build = {
-        "sentences": len(index),
-        "build_s_median": round(median(builds), 2),
-        "embed_sentences_only_s_median": round(median(embeds), 2),
-        "ratio_build_to_embed": round(median(builds) / median(embeds), 2),
-        "runs": args.runs,
-    }
-    print(f"SQuAD: {len(docs)} paragraphs, {len(index)} sentences; build {build['build_s_median']} s, "
-          f"embedding the sentences alone {build['embed_sentences_only_s_median']} s "
-          f"(ratio {build['ratio_build_to_embed']})")
-
-    squad_ours = ablation(index, squad, vectors)
-    table("SQuAD dev, ReQA setting, qa's segmenter", squad_ours)
-
-    reqa = {json.loads(line)["doc_id"]: json.loads(line)["spans"]
-            for line in (SHARED / "squad" / "sentences_reqa.jsonl").read_text().splitlines()}
-    reqa_index = qa.Index.build(docs, progress=False, spans=reqa)
-    squad_reqa = ablation(reqa_index, squad, vectors)
-    table(f"SQuAD dev, ReQA's own sentence spans ({len(reqa_index)} sentences)", squad_reqa)
-
-    s = qa.get_settings()
-    found = sum(compose(q.question, index.search(q.question, k=s.k), s).found for q in squad[:1000])
-
-    # Latency through the public API, after a warm-up; the index is passed as an object (already loaded).
-    for q in squad[:10]:
-        qa.retrieve(q.question, index=index)
-    timings = []
-    for q in squad[: args.latency_questions]:
-        t0 = time.perf_counter()
-        qa.retrieve(q.question, index=index)
-        timings.append((time.perf_counter() - t0) * 1000)
-    latency = {"questions": len(timings), "p50_ms": round(median(timings), 1),
-               "p99_ms": round(percentile(timings, 99), 1)}
-    print(f"\nqa.retrieve latency on SQuAD ({len(index)} sentences): "
-          f"p50 {latency['p50_ms']} ms, p99 {latency['p99_ms']} ms")
-
-    article_index = qa.open_index()
-    seed = load_questions(SHARED / "seed" / "questions.jsonl")
-    answerable = [q for q in seed if q.answerable]
-    article = ablation(article_index, answerable, encoder.encode_queries([q.question for q in answerable]))
-    table("Bundled article, dev questions (answerable)", article)
-    verdicts = [(q.answerable, qa.answer(q.question).found) for q in seed]
-    tp = sum(a and f for a, f in verdicts)
-    predicted, actual = sum(f for _, f in verdicts), sum(a for a, _ in verdicts)
-    abstention = {
-        "answerable": actual,
-        "unanswerable": len(seed) - actual,
-        "found_precision": round(tp / max(predicted, 1), 4),
-        "found_recall": round(tp / max(actual, 1), 4),
-        "unanswerable_declined": sum((not a) and (not f) for a, f in verdicts),
-        "squad_found_rate_first_1000": round(found / 1000, 4),
-        "min_score": s.min_score,
-    }
-    print(f"\nabstention on the article: {abstention}")
-
-    full = "+".join(CHANNELS)
-    out = write("quality.json", {
-        "machine": machine(),
-        "weights": s.weights,
-        "squad_qa_segmenter": {"bm25": squad_ours["bm25"], "dense": squad_ours["dense"], "full": squad_ours[full],
-                               "ablation": squad_ours},
-        "squad_reqa_spans": {"bm25": squad_reqa["bm25"], "dense": squad_reqa["dense"], "full": squad_reqa[full],
-                             "ablation": squad_reqa},
-        "article": {"full": article[full], "ablation": article, "abstention": abstention},
-        "build": build,
-        "latency": latency,
-    })
-    print(f"\nwrote {out}")
+            resolve_model(model)
+        except qa.QAError as exc:
+            print(f"{short}: skipped ({exc})")
+            results["models"][short] = {"skipped": str(exc)}
+            continue
+        figures = model_figures(model, args.squad_questions)
+        figures["targets"] = report(short, figures)
+        results["models"][short] = figures
+    print(f"\nwrote {write('quality.json', results)}")
 
 
 if __name__ == "__main__":
