@@ -72,7 +72,7 @@ LICENSE = qa.Document(
     "5. DISCLAIMER OF WARRANTY.\n\n"
     "The software is provided as is, without any warranty of any kind.\n",
 )
-HEADINGS = qa.Document("headings", "Table of contents", "1. INTRODUCTION.\n\n2. OWNERSHIP.\n\nDISCLAIMER OF WARRANTY.\n")
+HEADINGS = qa.Document("headings", "Contents", "1. INTRODUCTION.\n\n2. OWNERSHIP.\n\nDISCLAIMER OF WARRANTY.\n")
 
 
 @pytest.fixture(scope="module")

@@ -49,6 +49,15 @@ def test_ask_json_has_answer_found_and_citations(built: Path) -> None:
     assert result["found"] is True
     assert "[1]" in result["answer"]
     assert result["citations"][0]["doc_id"] == "cats"
+    assert 0.0 <= result["confidence"] <= 1.0 and result["confidence"] >= result["threshold"]
+
+
+def test_ask_fusion_scorer_and_threshold_flags_decide_the_answer(built: Path) -> None:
+    fused = json.loads(run("ask", "How long do cats sleep?", "--index", str(built), "--json", "--scorer", "fusion")
+                       .stdout)
+    assert fused["found"] is True and fused["confidence"] is None
+    strict = run("ask", "How long do cats sleep?", "--index", str(built), "--threshold", "1")
+    assert strict.returncode == 0 and "do not answer" in strict.stdout and "declined at threshold 1.00" in strict.stdout
 
 
 def test_ask_on_the_bundled_article_prints_answer_and_sources() -> None:

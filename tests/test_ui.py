@@ -6,6 +6,7 @@ model and FAISS index; ``serve_app`` and ``article_server`` in conftest.py start
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -95,6 +96,14 @@ def test_a_declined_answer_cites_nothing() -> None:
     shown = web.render_answer(a, turn=2)
     assert "do not answer" in shown
     assert "qa-cite" not in shown and "src-2-" not in shown
+
+
+def test_an_answer_shows_its_confidence_and_verdict() -> None:
+    found = dataclasses.replace(_found(_passage("In June.")), confidence=0.834, threshold=0.32)
+    assert "Confidence 83%: answered (answers from 32%)" in web.render_answer(found, turn=1)
+    declined = dataclasses.replace(_not_found(_passage("Close.")), confidence=0.1, threshold=0.32)
+    assert "Confidence 10%: declined" in web.render_answer(declined, turn=1)
+    assert "Confidence" not in web.render_answer(_found(_passage("In June.")), turn=1)  # fusion: no confidence
 
 
 def test_a_followup_says_what_was_searched() -> None:
@@ -208,8 +217,8 @@ def test_only_ask_and_retrieve_are_public(client: Any) -> None:
 
 def test_ask_answers_with_citations(client: Any) -> None:
     result = client.predict(GOLD_QUESTION, api_name="/ask")
-    assert set(result) == {"question", "answer", "found", "citations", "closest"}
-    assert result["found"] is True
+    assert set(result) == {"question", "answer", "found", "confidence", "threshold", "citations", "closest"}
+    assert result["found"] is True and result["confidence"] >= result["threshold"]
     assert "Gentry Beach" in result["citations"][0]["text"]
     assert "[1]" in result["answer"] and result["closest"] == []
     cited = result["citations"][0]
