@@ -33,8 +33,11 @@ NOT_FOUND = "The documents do not answer this question."
 
 
 #: The default ``answer_margin`` on each kind of score: fused channel scores, and a learned scorer's log-odds.
+#: 1.5 log-odds gives answers of two sentences as often as fusion's 0.02 does (article questions and
+#: paraphrases: 42% both; WikiQA dev: 48% against 44%), and the second sentence holds the answer when the
+#: first does not about as often (6 against 4, 11 against 10 questions); 1.0 gave a third fewer.
 FUSION_MARGIN = 0.02
-SCORER_MARGIN = 1.0
+SCORER_MARGIN = 1.5
 
 
 @dataclass(frozen=True)

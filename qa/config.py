@@ -80,7 +80,7 @@ class Settings:
     """At most this many sentences make up an extractive answer."""
     answer_margin: float | None = None
     """A further sentence joins the answer only if its score is within this margin of the best one (``None``:
-    0.02 on fusion's scores, 1.0 on a learned scorer's log-odds)."""
+    0.02 on fusion's scores, 1.5 on a learned scorer's log-odds)."""
     context: int = 1
     """Neighbouring sentences shown on each side of a cited sentence."""
     index_type: str = "auto"
