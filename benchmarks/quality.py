@@ -24,6 +24,7 @@ Writes ``benchmarks/results/quality.json``.
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -114,8 +115,23 @@ def model_figures(model: str, squad_questions: int) -> dict[str, Any]:
         index = built[key]
         out["sets"][name] = {r: evaluate(index, questions, ranker_settings(base, r)) for r in RANKERS}
         index.settings = base
+        if name == "squad":
+            out["retrieve_ms"] = latency(index, questions[:200])
         print(f"{model}: {name} done ({len(questions)} questions, {len(index)} sentences)", flush=True)
     return out
+
+
+def latency(index: qa.Index, questions: Sequence[EvalQuestion]) -> dict[str, float]:
+    """``qa.retrieve`` latency (ms) with the learned scorer and with fusion, interleaved, after a warm-up."""
+    times: dict[str, list[float]] = {"scorer": [], "fusion": []}
+    for q in questions[:10]:
+        qa.retrieve(q.question, index=index)
+    for q in questions:
+        for ranker, setting in (("scorer", "auto"), ("fusion", "fusion")):
+            t0 = time.perf_counter()
+            index.search(q.question, k=5, scorer=setting)
+            times[ranker].append((time.perf_counter() - t0) * 1000)
+    return {f"{r}_p50": round(statistics.median(v), 2) for r, v in times.items()} | {"questions": len(questions)}
 
 
 def report(short: str, figures: dict[str, Any]) -> dict[str, Any]:
@@ -129,6 +145,8 @@ def report(short: str, figures: dict[str, Any]) -> dict[str, Any]:
             print(f"{name:<11} {ranker:<7} {m['MRR@10']:>7.3f} {m['R@1']:>6.3f} "
                   f"{m['answerable_answered']:>4}/{m['answerable']:<4} {declined:>9} "
                   f"{m['P']:>6.3f} {m['R']:>6.3f} {m['F1']:>6.3f}")
+    print(f"build s: {figures['build_s']}; retrieve on SQuAD ({figures['sets']['squad']['scorer']['questions']} "
+          f"questions' index) ms: {figures.get('retrieve_ms')}")
     checks = {}
     for (name, metric), least in TARGETS[short].items():
         got = figures["sets"][name]["scorer"][metric]
