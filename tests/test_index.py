@@ -33,7 +33,7 @@ def test_dense_search_matches_numpy_brute_force(small: qa.Index) -> None:
     """Oracle: with only the sentence-embedding channel on, ranking is exact cosine similarity over all rows."""
     assert small.path is not None
     dense_only = qa.Index.load(small.path, settings=qa.get_settings(
-        weight_bm25=0.0, weight_bm25_context=0.0, weight_dense=1.0, weight_dense_context=0.0))
+        scorer="fusion", weight_bm25=0.0, weight_bm25_context=0.0, weight_dense=1.0, weight_dense_context=0.0))
     encoder = get_encoder()
     sentences = [d.text[a:b] for d in DOCS for a, b in qa.sentences.split(d.text)]
     matrix = encoder.encode_documents(sentences)
@@ -46,8 +46,8 @@ def test_dense_search_matches_numpy_brute_force(small: qa.Index) -> None:
 
 
 def test_fused_search_matches_brute_force_over_every_channel(squad_index_dir: Path) -> None:
-    """Oracle: candidate pooling loses nothing against scoring every sentence by all four channels."""
-    index = qa.Index.load(squad_index_dir)
+    """Oracle: candidate pooling loses nothing against scoring every sentence by all four channels (fusion)."""
+    index = qa.Index.load(squad_index_dir, settings=qa.get_settings(scorer="fusion"))
     docs = qa.load_sources([Path(__file__).parent / "data" / "squad_docs.jsonl"])
     spans = [qa.sentences.split(d.text) for d in docs]
     sentences, windows = _sentence_texts(docs, spans), window_texts(docs, spans)

@@ -38,6 +38,16 @@ def test_shipped_scorer_ranks_the_gold_sentence_first_on_the_bundled_article(art
     assert scorer.found(confidence)
 
 
+@pytest.mark.parametrize("question", ["Who led the delegation of US lawmakers that visited Pakistan?",
+                                      "When did the US withdraw from Afghanistan?", "What is the GDP of Pakistan?"])
+def test_index_ranks_as_the_scorer_over_its_gathered_candidates(article_index, question: str) -> None:  # type: ignore[no-untyped-def]
+    """Oracle: Index.rankings is the shipped scorer's order of the gathered candidates, and its confidence."""
+    texts, confidence, _ = _ranked(article_index, question)
+    ranking = article_index.rankings([question], k=5, scorer="minilm")[0]
+    assert [p.text for p in ranking.passages] == texts[:5]
+    assert ranking.confidence == pytest.approx(confidence)
+
+
 def test_shipped_scorer_is_less_confident_off_topic_than_on_topic(article_index) -> None:  # type: ignore[no-untyped-def]
     _, on_topic, _ = _ranked(article_index, "Who led the delegation of US lawmakers that visited Pakistan?")
     _, off_topic, _ = _ranked(article_index, "Who won the 2022 FIFA World Cup?")
