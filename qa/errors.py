@@ -14,6 +14,7 @@ __all__ = [
     "IndexMismatchError",
     "IndexNotFoundError",
     "IndexWriteError",
+    "MissingDependencyError",
     "ModelError",
     "QAError",
     "QuestionError",
@@ -61,3 +62,7 @@ class ModelError(QAError):
 
 class ConfigError(QAError, ValueError):
     """A setting has an invalid value."""
+
+
+class MissingDependencyError(QAError, ImportError):
+    """A feature needs an optional package that is not installed (the message names the ``pip install``)."""
