@@ -319,12 +319,23 @@ def load(cls: type[Index], loc: MilvusLocation, s: Settings, *, check_model: boo
         IndexMismatchError: it was built with another model, format version or segmenter.
         IndexCorruptError: its rows are incomplete.
     """
+    for attempt in range(3):
+        gen = current_generation(loc)
+        if gen == 0:
+            raise IndexNotFoundError(f"no index at {loc}; build one with: qa index build --out {loc} PATH...")
+        try:
+            return _load_generation(cls, loc, s, gen, check_model=check_model)
+        except IndexCorruptError:
+            # Two saves committed while this load read (the second deletes the generation being read): again.
+            if attempt == 2 or current_generation(loc) == gen:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _load_generation(cls: type[Index], loc: MilvusLocation, s: Settings, gen: int, *, check_model: bool) -> Index:
     pymilvus = _pymilvus(loc)
     c = client(loc)
     names = _names(loc)
-    gen = current_generation(loc)
-    if gen == 0:
-        raise IndexNotFoundError(f"no index at {loc}; build one with: qa index build --out {loc} PATH...")
     hint = f"rebuild it with: qa index build --out {loc} PATH..."
     try:
         blobs: dict[tuple[str, int], list[tuple[int, str]]] = {}
