@@ -13,6 +13,7 @@ __all__ = [
     "IndexCorruptError",
     "IndexMismatchError",
     "IndexNotFoundError",
+    "IndexUnavailableError",
     "IndexWriteError",
     "MissingDependencyError",
     "ModelError",
@@ -43,6 +44,11 @@ class IndexMismatchError(QAError):
 
 class IndexCorruptError(QAError):
     """A saved index is damaged: a file is missing, truncated or altered."""
+
+
+class IndexUnavailableError(QAError, ConnectionError):
+    """An index's store cannot be reached: a Milvus server that does not answer, or a Milvus Lite file that
+    another process has open (Lite opens a file in one process at a time)."""
 
 
 class IndexWriteError(QAError, OSError):

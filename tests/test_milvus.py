@@ -365,3 +365,44 @@ def test_the_app_answers_from_a_milvus_location_alone(location: str, serve_app, 
         for pid in lite:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+@needs_milvus
+def test_a_lite_file_another_process_holds_is_unavailable_and_says_why(location: str) -> None:
+    from qa.index import milvus
+
+    qa.Index.build([qa.Document("a", "A", "Cats purr. Dogs bark.")], location)
+    milvus.close(location)
+    code = ("import sys, qa; qa.Index.load(sys.argv[1]); print('OPEN', flush=True); sys.stdin.read()")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    child = subprocess.Popen([sys.executable, "-c", code, location], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env)
+    lite: list[int] = []
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "OPEN"
+        lite = _children(child.pid)
+        with pytest.raises(qa.IndexUnavailableError, match="one process at a time"):
+            qa.Index.load(location)
+    finally:
+        child.communicate(timeout=60)  # end of its stdin: it exits, and its Lite server with it
+        deadline = time.monotonic() + 30
+        while any(_alive(p) for p in lite) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for pid in lite:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    assert qa.Index.load(location).search("Which animal barks?", k=1)[0].text == "Dogs bark."
+
+
+@needs_milvus
+def test_vectors_of_another_dimension_are_refused_before_anything_is_written(location: str) -> None:
+    from qa.index import milvus
+
+    qa.Index.build([qa.Document("a", "A", "Cats purr. Dogs bark.")], location)
+    loc = parse_location(location)
+    c = milvus.client(loc)
+    c.drop_collection(f"{loc.collection}_dense_context")
+    milvus._create(c, milvus._pymilvus(loc), f"{loc.collection}_dense_context", "dense_context", 8)
+    with pytest.raises(qa.IndexWriteError, match=r"holds 8-d vectors .* under another collection name"):
+        qa.Index.build([qa.Document("b", "B", "Birds sing.")], location)
+    assert milvus.current_generation(loc) == 1

@@ -27,7 +27,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..config import Settings
-from ..errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError, IndexWriteError, MissingDependencyError
+from ..errors import (
+    IndexCorruptError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    IndexUnavailableError,
+    IndexWriteError,
+    MissingDependencyError,
+)
 from ..lexical import channels
 from .location import MilvusLocation
 from .manifest import manifest_mismatch
@@ -94,7 +101,7 @@ def client(loc: MilvusLocation) -> Any:
         except Exception as exc:  # noqa: BLE001 - pymilvus raises its own types, and RuntimeError from Lite
             hint = ("another process may have the file open: Milvus Lite opens a file in one process at a time "
                     "(use a Milvus server to share an index)") if loc.lite else "check that the server is running"
-            raise IndexNotFoundError(f"cannot open {loc}: {' '.join(str(exc).split())[:300]}; {hint}") from None
+            raise IndexUnavailableError(f"cannot open {loc}: {' '.join(str(exc).split())[:300]}; {hint}") from None
         _clients[loc.uri] = made
         return made
 
