@@ -25,7 +25,16 @@ from qa.index.location import MilvusLocation, is_location, parse_location
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).resolve().parents[1]
-HAVE_MILVUS = importlib.util.find_spec("pymilvus") is not None and importlib.util.find_spec("milvus_lite") is not None
+
+
+def _installed(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # ValueError: blocked in sys.modules (None)
+        return False
+
+
+HAVE_MILVUS = _installed("pymilvus") and _installed("milvus_lite")
 _skip = pytest.mark.skipif(not HAVE_MILVUS, reason="pymilvus and milvus-lite are not installed: "
                            "pip install 'qa[milvus]' to run the Milvus tests")
 
