@@ -234,6 +234,10 @@ def test_add_and_remove_publish_a_new_generation(location: str) -> None:
     # a reader that opened generation 2 still answers while 3 is committed
     question = "Which NFL team represented the AFC at Super Bowl 50?"
     assert second.search(question, k=3)
+    # one opened two saves ago has lost its rows: it says so, and qa.retrieve reopens by itself
+    with pytest.raises(qa.IndexUnavailableError, match="open it again"):
+        first.search(question, k=3)
+    _same(qa.retrieve(question, k=3, index=location), third.search(question, k=3))
     # the same documents built afresh into FAISS rank alike
     _same(qa.Index.build(docs[1:]).search(question, k=10), third.search(question, k=10))
 

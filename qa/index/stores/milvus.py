@@ -131,7 +131,7 @@ class MilvusStore:
                 got[at] = np.asarray(entry["vec"], dtype=np.float32)
                 seen[at] = True
         if not seen.all():
-            raise KeyError(f"{self.name} in Milvus holds no row {int(unique[~seen][0])} of generation {self.gen}")
+            raise self._gone(int(unique[~seen][0]))
         return got[np.searchsorted(unique, rows)]
 
     def score(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -154,8 +154,7 @@ class MilvusStore:
         for hit in found:
             scores[np.searchsorted(unique, int(hit["id"]) & mask)] = hit["distance"]
         if np.isnan(scores).any():
-            raise KeyError(f"{self.name} in Milvus holds no row {int(unique[np.isnan(scores)][0])} of generation "
-                           f"{self.gen}")
+            raise self._gone(int(unique[np.isnan(scores)][0]))
         return scores[np.searchsorted(unique, rows)]
 
     def persist(self, folder: Path) -> None:
@@ -171,6 +170,17 @@ class MilvusStore:
                          f"not from a folder ({folder / name})")
 
     # ------------------------------------------------------------------ helpers
+
+    def _gone(self, row: int) -> Exception:
+        """What a read of a missing ``row`` raises: rows are never removed from a generation but when it is
+        deleted, two saves after the one this index was opened at."""
+        if row < 0 or row >= self._count:
+            return KeyError(f"{self.name} holds no row {row}")
+        from ...errors import IndexUnavailableError
+
+        return IndexUnavailableError(
+            f"generation {self.gen} of {self.collection} is gone from Milvus: the index has been saved there twice "
+            "since this copy was opened; open it again (qa.retrieve and qa.open_index reopen it by themselves)")
 
     def _held(self, rows: np.ndarray) -> np.ndarray:
         found = []
