@@ -36,6 +36,16 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
+def _index_location(text: str) -> str | Path:
+    """An index argument: a Milvus location (``milvus:URI#NAME``, kept as text: a Path would fold ``//``) or a
+    folder."""
+    return text.strip() if text.strip().startswith("milvus:") else Path(text)
+
+
+def _is_location(value: object) -> bool:
+    return isinstance(value, str) and value.startswith("milvus:")
+
+
 def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False))
 
@@ -52,10 +62,15 @@ def _cmd_build(args: argparse.Namespace) -> int:
     from .store import check_apart, check_target
 
     s = _settings(args)
-    # Before any file is read: --out must not be (or hold, or sit in) a path being indexed, and must be new,
-    # empty or an index, since a save replaces the whole folder.
-    check_apart(args.out, args.paths)
-    check_target(args.out)
+    if _is_location(args.out):  # before any file is read: a bad location or a missing pymilvus costs nothing
+        from .index.index import _check_milvus
+
+        _check_milvus(args.out)
+    else:
+        # Before any file is read: --out must not be (or hold, or sit in) a path being indexed, and must be new,
+        # empty or an index, since a save replaces the whole folder.
+        check_apart(args.out, args.paths)
+        check_target(args.out)
     read = read_sources(
         args.paths, include=args.include, exclude=args.exclude, max_bytes=_max_bytes(s), progress=_progress(args)
     )
@@ -73,14 +88,18 @@ def _cmd_add(args: argparse.Namespace) -> int:
     from .index import Index, checked_manifest, holds_unchanged
 
     s = _settings(args)
-    manifest = checked_manifest(args.dir, s)  # a missing or unusable index fails before the files are read
+    if _is_location(args.dir):  # a missing or unusable index fails before the files are read
+        index = Index.load(args.dir, settings=s)
+        manifest = index.manifest
+    else:
+        index, manifest = None, checked_manifest(args.dir, s)
     read = read_sources([Path(p) for p in args.paths], max_bytes=_max_bytes(s), progress=_progress(args))
     if holds_unchanged(manifest, read.documents):  # nothing would change: the index is not even opened
         counts = manifest.get("counts", {})
         print(f"added 0, replaced 0, unchanged {len(read.documents)} (0 texts embedded); "
               f"{counts.get('documents')} documents, {counts.get('sentences')} sentences")
         return _report_failures(read.failures)
-    index = Index.load(args.dir, settings=s)
+    index = index if index is not None else Index.load(args.dir, settings=s)
     up = index.update(add=read.documents, progress=_progress(args))
     print(f"added {len(up.added)}, replaced {len(up.replaced)}, unchanged {len(up.unchanged)} "
           f"({up.embedded} texts embedded); {len(up.index.documents)} documents, {len(up.index)} sentences")
@@ -188,7 +207,8 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--no-progress", action="store_true", help="never show progress bars")
 
     def index_arg(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--index", type=Path, help="index directory (default: QA_INDEX, else the bundled article)")
+        p.add_argument("--index", type=_index_location,
+                       help="index directory or milvus:URI#NAME (default: QA_INDEX, else the bundled article)")
 
     def query_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("question", help="the question, in quotes")
@@ -214,22 +234,23 @@ def _parser() -> argparse.ArgumentParser:
     idx = sub.add_parser("index", help="build or inspect an index", parents=[common])
     idx_sub = idx.add_subparsers(dest="index_command", required=True, metavar="ACTION")
     build = idx_sub.add_parser("build", help="build an index from files and folders", parents=[common])
-    build.add_argument("--out", required=True, type=Path,
-                       help="index folder to write: a new or empty folder, or an index (replaced atomically)")
+    build.add_argument("--out", required=True, type=_index_location,
+                       help="index folder to write: a new or empty folder, or an index (replaced atomically); or a "
+                       "Milvus location milvus:./FILE.db#NAME (Milvus Lite) or milvus:http://HOST:19530#NAME")
     build.add_argument("paths", nargs="+", type=Path, help="files (.txt .md .html .pdf .docx .jsonl) or folders")
     build.add_argument("--include", nargs="+", metavar="GLOB", help="in folders, only files matching these")
     build.add_argument("--exclude", nargs="+", metavar="GLOB", help="in folders, skip files matching these")
     build.set_defaults(func=_cmd_build)
     add = idx_sub.add_parser("add", help="add or replace documents (unchanged ones are skipped)", parents=[common])
-    add.add_argument("dir", type=Path, help="index directory")
+    add.add_argument("dir", type=_index_location, help="index directory or milvus:URI#NAME")
     add.add_argument("paths", nargs="+", type=Path, help="files or folders")
     add.set_defaults(func=_cmd_add)
     rm = idx_sub.add_parser("remove", help="remove documents by id", parents=[common])
-    rm.add_argument("dir", type=Path, help="index directory")
+    rm.add_argument("dir", type=_index_location, help="index directory or milvus:URI#NAME")
     rm.add_argument("doc_ids", nargs="+", metavar="DOC_ID", help="document ids (see: qa index list DIR)")
     rm.set_defaults(func=_cmd_remove)
     lst = idx_sub.add_parser("list", help="list the documents of an index", parents=[common])
-    lst.add_argument("dir", type=Path, help="index directory")
+    lst.add_argument("dir", type=_index_location, help="index directory or milvus:URI#NAME")
     lst.add_argument("--json", action="store_true", help="print JSON")
     lst.set_defaults(func=_cmd_list)
 

@@ -13,7 +13,9 @@ __all__ = [
     "IndexCorruptError",
     "IndexMismatchError",
     "IndexNotFoundError",
+    "IndexUnavailableError",
     "IndexWriteError",
+    "MissingDependencyError",
     "ModelError",
     "QAError",
     "QuestionError",
@@ -44,6 +46,11 @@ class IndexCorruptError(QAError):
     """A saved index is damaged: a file is missing, truncated or altered."""
 
 
+class IndexUnavailableError(QAError, ConnectionError):
+    """An index's store cannot be reached: a Milvus server that does not answer, or a Milvus Lite file that
+    another process has open (Lite opens a file in one process at a time)."""
+
+
 class IndexWriteError(QAError, OSError):
     """An index cannot be saved where asked: the folder holds files qa did not write (or is one of the
     documents being indexed), or the disk refused a write (full, read-only, no permission). Nothing is lost:
@@ -61,3 +68,7 @@ class ModelError(QAError):
 
 class ConfigError(QAError, ValueError):
     """A setting has an invalid value."""
+
+
+class MissingDependencyError(QAError, ImportError):
+    """A feature needs an optional package that is not installed (the message names the ``pip install``)."""

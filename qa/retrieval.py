@@ -17,6 +17,7 @@ from .config import Settings, get_settings
 from .documents import default_document
 from .errors import ArgumentError, IndexNotFoundError, QAError, QuestionError
 from .index import Index, Passage, manifest_mismatch
+from .index.location import is_location, parse_location
 from .store import MANIFEST, read_manifest
 
 __all__ = ["check_k", "check_question", "default_index_path", "open_index", "retrieve"]
@@ -64,7 +65,8 @@ def open_index(index: str | Path | Index | None = None, *, settings: Settings | 
     """Resolve ``index`` to a loaded :class:`Index`, sharing loaded indexes within the process.
 
     ``None`` means the ``index`` setting, or failing that the bundled article's index (built or refreshed
-    as needed). A path is loaded (and reloaded when a newer save replaced it).
+    as needed). A path is loaded (and reloaded when a newer save replaced it); so is a Milvus location
+    (``milvus:URI#NAME``, reloaded when a newer generation is committed there).
 
     Raises:
         ArgumentError: ``index`` is neither a path nor an :class:`Index`, or ``settings`` not a Settings.
@@ -83,14 +85,29 @@ def open_index(index: str | Path | Index | None = None, *, settings: Settings | 
         return _default_index(s)
     if not isinstance(index, (str, os.PathLike)):
         raise ArgumentError(
-            f"index must be an index folder (str or pathlib.Path) or a qa.Index, not {type(index).__name__}"
+            f"index must be an index folder (str or pathlib.Path), a Milvus location (milvus:URI#NAME) or a "
+            f"qa.Index, not {type(index).__name__}"
         )
+    if is_location(index):
+        return _open_location(index, s)
     path = check_path(index, "index")
     key = (str(path.resolve()), s.model, s.backend)
     stamp = _manifest_stamp(path)
     with _open_lock:
         cached = _cached(key, stamp)
         return cached if cached is not None else _remember(key, stamp, Index.load(path, settings=s))
+
+
+def _open_location(index: str | os.PathLike[str], s: Settings) -> Index:
+    """The index at a Milvus location, reloaded when a newer generation has been committed there."""
+    from .index import milvus
+
+    loc = parse_location(index)
+    key = (str(loc), s.model, s.backend)
+    with _open_lock:
+        stamp = str(milvus.current_generation(loc))  # one small read: which generation is committed
+        cached = _cached(key, stamp)
+        return cached if cached is not None else _remember(key, stamp, Index.load(loc, settings=s))
 
 
 def _default_index(s: Settings) -> Index:
@@ -161,7 +178,8 @@ def retrieve(
     Args:
         question: a natural-language question.
         k: how many passages (default: the ``k`` setting, 5).
-        index: a saved index directory or an :class:`Index` (default: the bundled article).
+        index: a saved index directory, a Milvus location (``milvus:URI#NAME``) or an :class:`Index` (default:
+            the bundled article).
         docs: only search these document ids.
         settings: settings to use instead of the environment's.
 

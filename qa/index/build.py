@@ -314,8 +314,9 @@ def update(
     if not docs:
         raise QAError("removing these documents would leave the index empty; delete the index folder instead")
     new, embedded = from_documents(type(index), docs, settings=index.settings, progress=progress, cache=index)
-    if index.path is not None:
-        new.save(index.path)
+    where = index.location if index.location is not None else index.path
+    if where is not None:
+        new.save(where)
     return IndexUpdate(new, added, replaced, unchanged, removed, failures, embedded)
 
 

@@ -24,6 +24,7 @@ from ..limits import Limits
 from ..ranking import first_unique, fuse, top_unique
 from . import build as _build
 from . import files as _files
+from .location import MilvusLocation, is_location, parse_location
 from .passages import _Documents
 from .results import DocumentInfo, IndexUpdate, Passage, Ranking
 from .storage import check_apart, check_target, fix_hint, new_temp_folder, swap_into_place, write_error, writing
@@ -60,6 +61,9 @@ class Index(_Documents):
         >>> idx.search("Which animal barks?", k=1)[0].text
         'Dogs bark.'
     """
+
+    #: Where the index lives when that is not a folder: a Milvus location (``path`` is then ``None``).
+    location: MilvusLocation | None = None
 
     def __init__(
         self,
@@ -120,7 +124,7 @@ class Index(_Documents):
         return len(self._spans)
 
     def __repr__(self) -> str:
-        path, n_docs = str(self.path), len(self._doc_rows)
+        path, n_docs = str(self.path if self.location is None else self.location), len(self._doc_rows)
         return f"Index(path={path!r}, documents={n_docs}, sentences={len(self)}, model={self.model!r})"
 
     # ------------------------------------------------------------------ building
@@ -129,7 +133,7 @@ class Index(_Documents):
     def build(
         cls,
         sources: Iterable[str | Path | Document],
-        path: str | Path | None = None,
+        path: str | Path | MilvusLocation | None = None,
         *,
         settings: Settings | None = None,
         progress: bool | None = None,
@@ -154,7 +158,9 @@ class Index(_Documents):
         """
         s = check_settings(settings) or get_settings()
         sources = check_sources(sources)
-        if path is not None:
+        if is_location(path):
+            _check_milvus(path)  # before the model runs: a bad location or a missing pymilvus costs nothing
+        elif path is not None:
             target = check_path(path)
             check_apart(target, sources)
             check_target(target)  # before the model runs: a refused folder costs nothing
@@ -241,7 +247,7 @@ class Index(_Documents):
 
     # ------------------------------------------------------------------ saving and loading
 
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path | MilvusLocation) -> None:
         """Write the index to ``path`` atomically: a complete new index, or the old one untouched.
 
         Files go to a temporary sibling directory first, are flushed to disk, and only then is the directory
@@ -253,6 +259,9 @@ class Index(_Documents):
             IndexWriteError: ``path`` holds something other than a qa index, or the disk refused a write (full,
                 read-only, no permission): the message says which and what to do. The old index is unchanged.
         """
+        if is_location(path):
+            self._save_to_location(path)
+            return
         target = check_path(path)
         check_target(target)
         try:
@@ -282,12 +291,22 @@ class Index(_Documents):
         self.path = target
         log.info("saved index to %s", target)
 
+    def _save_to_location(self, location: str | Path | MilvusLocation) -> None:
+        """:meth:`save` to a Milvus location: a new generation there, published at once when complete."""
+        loc = _check_milvus(location)
+        from . import milvus
+
+        self.manifest = milvus.save(self, loc)
+        self.location, self.path = loc, None
+
     def _write_files(self, tmp: Path) -> dict[str, Any]:
         """Write every file of the index into the folder ``tmp`` and flush them; returns the manifest written."""
         return _files.write_files(self, tmp)
 
     @classmethod
-    def load(cls, path: str | Path, *, settings: Settings | None = None, check_model: bool = True) -> Index:
+    def load(
+        cls, path: str | Path | MilvusLocation, *, settings: Settings | None = None, check_model: bool = True
+    ) -> Index:
         """Open the index saved at ``path`` and check it against the current settings.
 
         Raises:
@@ -296,6 +315,10 @@ class Index(_Documents):
             IndexCorruptError: a file is missing, truncated or altered.
         """
         s = check_settings(settings) or get_settings()
+        if is_location(path):
+            from . import milvus
+
+            return milvus.load(cls, _check_milvus(path), s, check_model=check_model)
         target = check_path(path)
         # The lock file is shared with other processes' loads and exclusive of a save's swap, so the files checked
         # and opened are all one save's. In this process, one load at a time: numpy parses .npy headers with ast,
@@ -605,6 +628,15 @@ class Index(_Documents):
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _check_milvus(location: object) -> MilvusLocation:
+    """The parsed Milvus ``location``, once pymilvus is known to be installed (else the ``pip install``)."""
+    from . import milvus
+
+    loc = parse_location(location)  # type: ignore[arg-type]
+    milvus._pymilvus(loc)
+    return loc
 
 
 def _checked(table: np.ndarray, width: int, what: str, path: Path | None) -> np.ndarray:

@@ -1,0 +1,421 @@
+"""An index in Milvus (``milvus:<uri>#<collection>``), on real Milvus Lite files in temporary folders.
+
+The oracle is the FAISS index of the same documents: loaded from Milvus, an index must give the very passages
+(text, offsets, document, page, heading, context) and scores. Each test closes the Milvus Lite servers it opened
+(``qa.index.milvus.close``); the kill test stops its child and the child's Lite server by PID.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import qa
+from qa.errors import ArgumentError, IndexNotFoundError, MissingDependencyError
+from qa.index.location import MilvusLocation, is_location, parse_location
+
+DATA = Path(__file__).parent / "data"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _installed(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # ValueError: blocked in sys.modules (None)
+        return False
+
+
+HAVE_MILVUS = _installed("pymilvus") and _installed("milvus_lite")
+_skip = pytest.mark.skipif(not HAVE_MILVUS, reason="pymilvus and milvus-lite are not installed: "
+                           "pip install 'qa[milvus]' to run the Milvus tests")
+
+
+def needs_milvus(test):  # type: ignore[no-untyped-def]
+    """Marks a test ``milvus`` and skips it, saying why, when pymilvus or milvus-lite is missing."""
+    return pytest.mark.milvus(_skip(test))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _milvus_logs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Milvus Lite's server writes glog files into /tmp on every start: into a test folder instead (children
+    started by the tests inherit it)."""
+    name = "GLOG_log_dir"  # glog's own spelling of the variable
+    old = os.environ.get(name)
+    os.environ[name] = str(tmp_path_factory.mktemp("milvus-logs"))
+    yield
+    if old is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = old
+
+
+def _lines(name: str) -> list[dict]:  # type: ignore[type-arg]
+    return [json.loads(line) for line in (DATA / name).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _same(a: list[qa.Passage], b: list[qa.Passage]) -> None:
+    """The same passages in the same order, scores equal to float32 rounding."""
+    fields = ("text", "doc_id", "title", "sentence", "start", "end", "context", "context_start", "context_end",
+              "page", "heading")
+    assert [[getattr(p, f) for f in fields] for p in a] == [[getattr(p, f) for f in fields] for p in b]
+    assert max((abs(x.score - y.score) for x, y in zip(a, b, strict=True)), default=0.0) < 1e-5
+
+
+@pytest.fixture
+def location(tmp_path: Path) -> Iterator[str]:
+    """A Milvus Lite location in this test's folder; its server is stopped when the test ends."""
+    loc = f"milvus:{tmp_path}/qa.db#articles"
+    yield loc
+    if HAVE_MILVUS:
+        from qa.index import milvus
+
+        milvus.close(loc)
+
+
+# ---------------------------------------------------------------------- locations (no Milvus needed)
+
+
+def test_locations_parse() -> None:
+    lite = parse_location("milvus:./corpus.db#articles")
+    assert lite == MilvusLocation(str(Path("corpus.db").absolute()), "articles") and lite.lite
+    server = parse_location("milvus:http://127.0.0.1:19530/#docs_2")
+    assert (server.uri, server.collection, server.lite) == ("http://127.0.0.1:19530", "docs_2", False)
+    assert parse_location(str(server)) == server
+    assert parse_location(Path(str(server))) == server  # pathlib made "http://" into "http:/"
+    assert is_location("milvus:x") and is_location(lite) and not is_location(Path("index")) and not is_location(3)
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("milvus:./corpus.db", "names no collection: add #NAME"),
+    ("milvus:#articles", "names no Milvus URI"),
+    ("milvus:./corpus.db#2nd", "collection name '2nd'"),
+    ("milvus:./corpus.db#a-b", "collection name 'a-b'"),
+    ("milvus:ftp://host#a", "unknown scheme ftp://"),
+    ("milvus:./corpus.sqlite#a", "must end in .db"),
+    ("milvus:./my corpus.db#a", "at most 36 letters"),
+    ("milvus:./" + "x" * 40 + ".db#a", "at most 36 letters"),
+])
+def test_bad_locations_say_how_to_write_one(text: str, says: str) -> None:
+    with pytest.raises(ArgumentError, match="index location") as info:
+        parse_location(text)
+    assert says in str(info.value)
+
+
+def test_missing_pymilvus_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "pymilvus", None)  # import pymilvus now raises ImportError
+    for call in (lambda: qa.Index.load(f"milvus:{tmp_path}/x.db#a"),
+                 lambda: qa.Index.build([qa.Document("a", "A", "Cats purr.")], f"milvus:{tmp_path}/x.db#a")):
+        with pytest.raises(MissingDependencyError, match=r"pip install 'qa\[milvus\]'"):
+            call()
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_the_faiss_path_never_imports_pymilvus(squad_index_dir: Path) -> None:
+    code = (f"import sys, qa; idx = qa.Index.load({str(squad_index_dir)!r}); idx.passages([0], [1.0]); "
+            "print(sorted(m for m in sys.modules if m.startswith(('pymilvus', 'milvus_lite'))))")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+# ---------------------------------------------------------------------- round trips
+
+
+@needs_milvus
+def test_squad_from_milvus_answers_as_faiss_does(squad_index_dir: Path, location: str) -> None:
+    faiss = qa.Index.load(squad_index_dir)
+    faiss.save(location)  # moving an index to Milvus: load it, save it to the location
+    remote = qa.Index.load(location)
+    assert remote.path is None and str(remote.location) == location and len(remote) == len(faiss)
+    assert remote.documents == faiss.documents
+    assert remote.document(faiss.documents[3].doc_id) == faiss.document(faiss.documents[3].doc_id)
+    questions = [q["question"] for q in _lines("squad_questions.jsonl")]
+    for a, b in zip(faiss.search_many(questions, k=10), remote.search_many(questions, k=10), strict=True):
+        _same(a, b)
+    one = faiss.documents[2].doc_id  # a document filter is the same filter
+    _same(faiss.search(questions[0], k=5, docs=[one]), remote.search(questions[0], k=5, docs=[one]))
+    with pytest.raises(qa.QAError, match="unknown document id 'nope'"):
+        remote.search(questions[0], docs=["nope"])
+    # qa.retrieve and qa.answer take the location where they take a folder
+    _same(qa.retrieve(questions[0], k=3, index=location), faiss.search(questions[0], k=3))
+    _same(list(qa.answer(questions[0], index=location).citations), list(qa.answer(questions[0], index=faiss).citations))
+
+
+@needs_milvus
+def test_build_into_milvus_and_back_to_a_folder(article_index: qa.Index, location: str, tmp_path: Path) -> None:
+    from qa.documents import default_document
+
+    built = qa.Index.build([default_document()], location)
+    assert str(built.location) == location
+    remote = qa.Index.load(location)
+    questions = [q["question"] for q in _lines("seed_questions.jsonl")]
+    for a, b in zip(article_index.search_many(questions, k=5), remote.search_many(questions, k=5), strict=True):
+        _same(a, b)
+    remote.save(tmp_path / "copy")  # and out of Milvus again, into a plain FAISS folder
+    for a, b in zip(article_index.search_many(questions, k=5), qa.Index.load(tmp_path / "copy").search_many(
+            questions, k=5), strict=True):
+        _same(a, b)
+
+
+@needs_milvus
+def test_long_unicode_text_pages_and_headings_round_trip(location: str) -> None:
+    # ~27k characters, ~33k UTF-8 bytes: two pieces of text. Every sentence differs (equal scores would let
+    # FAISS and Milvus break ties among their candidates differently).
+    text = "".join(f"Ünïcödé façade naïveté — 東京 ward {i} is large. The Zürich office {i} opened in {1000 + i}. "
+                   f"Prices rose by {i}%. " for i in range(250))
+    pages = tuple(range(0, len(text), 6_000))
+    headings = ((0, "Intro"), (12_000, "Zürich"), (12_000, "Zürich, again"), (20_000, "東京"))
+    docs = [qa.Document("long", "Lông", text, "long.txt", pages=pages, headings=headings),
+            qa.Document("short", "Short", "Cats purr. Dogs bark.")]
+    local = qa.Index.build(docs, location)
+    remote = qa.Index.load(location)
+    assert remote.document("long") == docs[0] and remote.document("short").text == docs[1].text
+    for question in ("When did the Zürich office 150 open?", "How much did prices rise?", "Which animal barks?"):
+        _same(local.search(question, k=8), remote.search(question, k=8))
+    rows = remote.rows_of(["long"])
+    _same(local.passages(rows[-3:], [0.1, 0.2, 0.3]), remote.passages(rows[-3:], [0.1, 0.2, 0.3]))
+
+
+@needs_milvus
+def test_nothing_there_says_how_to_build(location: str) -> None:
+    with pytest.raises(IndexNotFoundError, match=r"no index at milvus:.*qa index build --out milvus:"):
+        qa.Index.load(location)
+
+
+# ---------------------------------------------------------------------- add and remove: generations
+
+
+def _docs(n: int) -> list[qa.Document]:
+    return [qa.Document(d["id"], d["title"], d["text"]) for d in _lines("squad_docs.jsonl")[:n]]
+
+
+def _rows_by_generation(location: str) -> dict[int, int]:
+    from qa.index import milvus
+
+    loc = parse_location(location)
+    c = milvus.client(loc)
+    counts = {}
+    for gen in range(0, 10):
+        found = c.query(f"{loc.collection}_dense", filter=f"gen == {gen}", output_fields=["count(*)"],
+                        consistency_level="Strong")[0]["count(*)"]
+        if found:
+            counts[gen] = int(found)
+    return counts
+
+
+@needs_milvus
+def test_add_and_remove_publish_a_new_generation(location: str) -> None:
+    from qa.index import milvus
+
+    docs = _docs(4)
+    qa.Index.build(docs[:2], location)
+    first = qa.Index.load(location)
+    up = first.update(add=[docs[2], docs[3]])
+    assert up.added == [docs[2].doc_id, docs[3].doc_id] and up.embedded < sum(len(d.text) for d in docs[2:])
+    second = qa.Index.load(location)
+    assert [d.doc_id for d in second.documents] == [d.doc_id for d in docs]
+    gone = second.update(remove=[docs[0].doc_id])
+    assert gone.removed == [docs[0].doc_id]
+    third = qa.Index.load(location)
+    assert [d.doc_id for d in third.documents] == [d.doc_id for d in docs[1:]]
+    assert milvus.current_generation(parse_location(location)) == 3
+    # the committed generation and the one before it (for readers that opened it) are kept; older ones go
+    assert sorted(_rows_by_generation(location)) == [2, 3]
+    # a reader that opened generation 2 still answers while 3 is committed
+    question = "Which NFL team represented the AFC at Super Bowl 50?"
+    assert second.search(question, k=3)
+    # one opened two saves ago has lost its rows: it says so, and qa.retrieve reopens by itself
+    with pytest.raises(qa.IndexUnavailableError, match="open it again"):
+        first.search(question, k=3)
+    _same(qa.retrieve(question, k=3, index=location), third.search(question, k=3))
+    # the same documents built afresh into FAISS rank alike
+    _same(qa.Index.build(docs[1:]).search(question, k=10), third.search(question, k=10))
+
+
+_CHILD = """
+import sys, time
+import qa
+from qa.index import milvus
+
+written = milvus._write_blobs
+
+def write_then_hang(*args, **kwargs):
+    written(*args, **kwargs)  # every row of the new generation is in Milvus; it is not published yet
+    print("WRITTEN", flush=True)
+    time.sleep(600)
+
+milvus._write_blobs = write_then_hang
+qa.Index.load(sys.argv[1]).update(add=[qa.Document("added", "Added", sys.argv[2])])
+"""
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    state = Path(f"/proc/{pid}/stat")
+    return not (state.exists() and state.read_text().split(") ")[-1].startswith("Z"))
+
+
+@needs_milvus
+@pytest.mark.slow
+def test_an_add_killed_half_way_is_never_seen_and_can_be_rerun(location: str, tmp_path: Path) -> None:
+    from qa.index import milvus
+
+    docs = _docs(3)
+    qa.Index.build(docs, location)
+    before = qa.Index.load(location).documents
+    milvus.close(location)  # a Lite file is opened by one process at a time
+    text = "The added document tells of a harbour. Its lighthouse was built in 1871."
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, location, text], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env)
+    lite: list[int] = []
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline()  # blocks until the child has written generation 2 (or died)
+        assert line.strip() == "WRITTEN", child.stderr.read() if child.stderr else ""
+        lite = _children(child.pid)  # the Milvus Lite server the child started
+    finally:
+        child.kill()  # SIGKILL: no cleanup of any kind
+        child.wait(timeout=60)
+        deadline = time.monotonic() + 30
+        while any(_alive(p) for p in lite) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for pid in lite:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    reopened = qa.Index.load(location)
+    assert reopened.documents == before  # the half-done add is invisible
+    assert milvus.current_generation(parse_location(location)) == 1
+    assert 2 in _rows_by_generation(location)  # its rows are there, unpublished
+    up = reopened.update(add=[qa.Document("added", "Added", text)])  # the rerun cleans up and succeeds
+    assert up.added == ["added"]
+    after = qa.Index.load(location)
+    assert [d.doc_id for d in after.documents] == [*(d.doc_id for d in before), "added"]
+    assert sorted(_rows_by_generation(location)) == [1, 2]
+    assert "1871" in after.search("When was the lighthouse built?", k=1)[0].text
+
+
+# ---------------------------------------------------------------------- the command line and the app
+
+
+@needs_milvus
+def test_the_cli_takes_a_location_wherever_it_takes_an_index_folder(
+    location: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from qa.cli import main
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for d in _docs(3):
+        (folder / f"{d.doc_id}.txt").write_text(d.text, encoding="utf-8")
+    assert main(["index", "build", "--no-progress", "--out", location, str(folder / "a00-p000.txt"),
+                 str(folder / "a00-p001.txt")]) == 0
+    assert f"into {location}" in capsys.readouterr().out
+    assert main(["index", "add", "--no-progress", location, str(folder / "a00-p002.txt")]) == 0
+    assert capsys.readouterr().out.startswith("added 1, replaced 0, unchanged 0")
+    assert main(["index", "add", "--no-progress", location, str(folder / "a00-p002.txt")]) == 0
+    assert capsys.readouterr().out.startswith("added 0, replaced 0, unchanged 1")
+    assert main(["index", "remove", "--no-progress", location, "a00-p000"]) == 0
+    assert capsys.readouterr().out.startswith("removed 1; 2 documents")
+    assert main(["index", "list", "--json", location]) == 0
+    assert [d["doc_id"] for d in json.loads(capsys.readouterr().out)] == ["a00-p001", "a00-p002"]
+    question = "Which NFL team represented the AFC at Super Bowl 50?"
+    assert main(["retrieve", "--json", "--index", location, question, "-k", "3"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    same = qa.Index.build([folder / "a00-p001.txt", folder / "a00-p002.txt"])  # the same documents, in FAISS
+    want = [p.to_dict() for p in same.search(question, k=3)]
+    assert [(p["doc_id"], p["start"], p["end"]) for p in got] == [(p["doc_id"], p["start"], p["end"]) for p in want]
+    assert main(["ask", "--json", "--index", location, question]) == 0
+    assert [(c["doc_id"], c["start"]) for c in json.loads(capsys.readouterr().out)["citations"]][:1] == \
+        [(want[0]["doc_id"], want[0]["start"])]
+    assert main(["index", "build", "--out", "milvus:./corpus.db", str(folder)]) == 2
+    assert "names no collection" in capsys.readouterr().err
+
+
+@needs_milvus
+@pytest.mark.slow
+def test_the_app_answers_from_a_milvus_location_alone(location: str, serve_app, _offline_hub: None) -> None:  # type: ignore[no-untyped-def]
+    from gradio_client import Client
+
+    from qa.index import milvus
+
+    docs = _docs(3)
+    local = qa.Index.build(docs, location)
+    milvus.close(location)  # the app's process opens the Lite file: one process at a time
+    question = "Which NFL team represented the AFC at Super Bowl 50?"
+    want = qa.answer(question, index=local)
+    app = serve_app(location)
+    lite: list[int] = []
+    try:
+        client = Client(app.url, verbose=False, analytics_enabled=False)
+        lite = _children(app.pid or 0)
+        got = client.predict(question, api_name="/ask")
+        assert got["found"] == want.found and want.citations
+        assert [(c["doc_id"], c["start"], c["end"]) for c in got["citations"]] == \
+            [(c.doc_id, c.start, c.end) for c in want.citations]
+        listed = client.predict(api_name="/documents")
+        assert [row["doc_id"] for row in listed["documents"]] == [d.doc_id for d in docs]
+    finally:
+        app.stop()
+        for pid in lite:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+@needs_milvus
+def test_a_lite_file_another_process_holds_is_unavailable_and_says_why(location: str) -> None:
+    from qa.index import milvus
+
+    qa.Index.build([qa.Document("a", "A", "Cats purr. Dogs bark.")], location)
+    milvus.close(location)
+    code = ("import sys, qa; qa.Index.load(sys.argv[1]); print('OPEN', flush=True); sys.stdin.read()")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    child = subprocess.Popen([sys.executable, "-c", code, location], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env)
+    lite: list[int] = []
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "OPEN"
+        lite = _children(child.pid)
+        with pytest.raises(qa.IndexUnavailableError, match="one process at a time"):
+            qa.Index.load(location)
+    finally:
+        child.communicate(timeout=60)  # end of its stdin: it exits, and its Lite server with it
+        deadline = time.monotonic() + 30
+        while any(_alive(p) for p in lite) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for pid in lite:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    assert qa.Index.load(location).search("Which animal barks?", k=1)[0].text == "Dogs bark."
+
+
+@needs_milvus
+def test_vectors_of_another_dimension_are_refused_before_anything_is_written(location: str) -> None:
+    from qa.index import milvus
+
+    qa.Index.build([qa.Document("a", "A", "Cats purr. Dogs bark.")], location)
+    loc = parse_location(location)
+    c = milvus.client(loc)
+    c.drop_collection(f"{loc.collection}_dense_context")
+    milvus._create(c, milvus._pymilvus(loc), f"{loc.collection}_dense_context", "dense_context", 8)
+    with pytest.raises(qa.IndexWriteError, match=r"holds 8-d vectors .* under another collection name"):
+        qa.Index.build([qa.Document("b", "B", "Birds sing.")], location)
+    assert milvus.current_generation(loc) == 1
