@@ -9,8 +9,10 @@ indexes and saves the index as any build does (:meth:`qa.Index.from_vectors`, :m
 
 The vectors are those of a local build: every model call a worker makes is one a local build makes (the same
 texts, in the same order, so the same batches), and with the default ``onnx-int8`` backend every text runs
-alone anyway. Embedding is kept apart from where the vectors go: :func:`embed_batches` yields
-``(first_row, vectors)`` for consecutive rows of the planned texts, in order, and the caller stores them.
+alone anyway. Embedding is kept apart from where the vectors go: :func:`encoded_dataset` is the lazy Ray
+Dataset of ``(row, vector)`` rows, to which a store written by the workers can add a stage, and
+:func:`embed_batches` reads it here, yielding ``(first_row, vectors)`` for consecutive rows of the planned
+texts, in order, for the caller to store.
 
 ``ray`` is imported only here and only when a Ray build is asked for: ``pip install 'qa[ray]'``.
 """
@@ -43,7 +45,8 @@ if TYPE_CHECKING:
     from .index import Index
 
 __all__ = [
-    "RayConnectError", "RayUnavailableError", "TextPlan", "embed_batches", "from_documents", "plan", "ray_session",
+    "RayConnectError", "RayUnavailableError", "TextPlan", "embed_batches", "encoded_dataset", "from_documents", "plan",
+    "ray_session",
 ]
 
 log = logging.getLogger("qa.index")
@@ -187,6 +190,7 @@ def ray_session(address: str, *, num_cpus: int | None = None) -> Iterator[None]:
         RayConnectError: the address cannot be reached, or Ray failed to start.
 
     Example:
+        >>> import ray  # doctest: +SKIP
         >>> with ray_session("local"):  # doctest: +SKIP
         ...     print(ray.cluster_resources()["CPU"])
         2.0
@@ -255,31 +259,26 @@ class _Embed:
         return {"row": np.concatenate(rows), "vector": np.concatenate(vectors)}
 
 
-def embed_batches(
+def encoded_dataset(
     texts: Sequence[str],
     calls: Sequence[tuple[int, int]],
     *,
     settings: Settings,
     actors: int | None = None,
-) -> Iterator[tuple[int, np.ndarray]]:
-    """Embed ``texts`` on the connected Ray cluster, one model call per range of ``calls``, in an actor pool.
+) -> Any:
+    """The lazy Ray Dataset of ``texts`` embedded one model call per range of ``calls`` on an actor pool.
 
-    Yields ``(first_row, vectors)``: the vectors of ``texts[first_row : first_row + len(vectors)]``, in order
-    of rows, covering every call once. What to do with them (fill an array, write them to a store) is the
-    caller's.
+    Its rows are ``{"row": int64, "vector": float32[dimension]}`` (``row`` indexes ``texts``), in order of
+    ``calls``. Nothing runs until it is read (:func:`embed_batches` reads it on the driver); a store that
+    workers write to directly can add its own stage (``.map_batches(Writer, ...)``) before it is read.
 
     Args:
         texts: the texts, e.g. :attr:`TextPlan.texts`.
-        calls: consecutive ``(start, end)`` ranges of ``texts``, each run by one ``encode_documents`` call.
+        calls: ``(start, end)`` ranges of ``texts``, each run by one ``encode_documents`` call.
         settings: the model, backend and batch size the workers load (the web login is not sent).
         actors: encoders run at once, one per actor and CPU (default: the cluster's CPUs, at most one per call).
-
-    Raises:
-        RayConnectError: a worker failed (the message carries its error).
     """
     ray = _ray()
-    if not calls:
-        return
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # else a progress block is logged every 10 s
     ctx.execution_options.preserve_order = True  # before the Dataset is made, or it has no effect
@@ -287,7 +286,7 @@ def embed_batches(
     size = max(1, min(size, len(calls)))
     items = [{"start": a, "texts": list(texts[a:b])} for a, b in calls]
     dataset = ray.data.from_items(items, override_num_blocks=len(items))  # a block per call: all actors work
-    encoded = dataset.map_batches(
+    return dataset.map_batches(
         _Embed,
         fn_constructor_args=(replace(settings, auth=None),),
         batch_size=1,
@@ -295,6 +294,28 @@ def embed_batches(
         num_cpus=1,
         compute=ray.data.ActorPoolStrategy(size=size),
     )
+
+
+def embed_batches(
+    texts: Sequence[str],
+    calls: Sequence[tuple[int, int]],
+    *,
+    settings: Settings,
+    actors: int | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Embed ``texts`` on the connected Ray cluster (:func:`encoded_dataset`) and bring the vectors back here.
+
+    Yields ``(first_row, vectors)``: the vectors of ``texts[first_row : first_row + len(vectors)]``, in order
+    of rows, covering every call once. What to do with them (fill an array, write them to a store) is the
+    caller's. Arguments as in :func:`encoded_dataset`.
+
+    Raises:
+        RayConnectError: a worker failed (the message carries its error).
+    """
+    ray = _ray()
+    if not calls:
+        return
+    encoded = encoded_dataset(texts, calls, settings=settings, actors=actors)
     pending: dict[int, np.ndarray] = {}  # batches that came early (order is kept, but not trusted blindly)
     expected = calls[0][0]
     try:
