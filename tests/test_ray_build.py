@@ -66,6 +66,16 @@ def wait_gone(marker: Path, timeout: float = 30.0) -> list[int]:
     return left
 
 
+def listening(pids: list[int]) -> set[str]:
+    """The addresses the TCP sockets of ``pids`` listen on (``ss -ltnp``)."""
+    if shutil.which("ss") is None:
+        pytest.skip("ss (iproute2) is needed to see which addresses Ray listens on")
+    lines = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout.splitlines()
+    mine = [line.split()[3] for line in lines if any(f"pid={pid}," in line for pid in pids)]
+    assert mine, "Ray's processes listen on no TCP port?"
+    return {address.rsplit(":", 1)[0].strip("[]") for address in mine}
+
+
 def vectors(index: qa.Index, channel: str) -> np.ndarray:
     return index.vector_store(channel).vectors(np.arange(len(index)))
 
@@ -119,6 +129,7 @@ def test_api_builds_on_ray_match_local_builds(
     assert len(ray_build.plan(qa.load_sources(SOURCES)).calls) == 13
     with ray_build.ray_session("local"):
         assert ray.cluster_resources()["CPU"] == len(os.sched_getaffinity(0))
+        assert listening([*started_with(short_tmp), os.getpid()]) <= {"127.0.0.1", "::ffff:127.0.0.1"}
         saved = qa.Index.build(SOURCES, tmp_path / "idx", ray="local")  # uses the running instance
         floats = qa.Index.build(SOURCES, settings=float_settings, ray="local")
     assert not ray.is_initialized()

@@ -199,6 +199,9 @@ def ray_session(address: str, *, num_cpus: int | None = None) -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
+    from ray._private import ray_constants as constants
+
+    cluster_flag = constants.ENABLE_RAY_CLUSTER
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
     temp_dir = None
     saved = {name: os.environ.get(name) for name in LOCAL_ENV}
@@ -206,6 +209,9 @@ def ray_session(address: str, *, num_cpus: int | None = None) -> Iterator[None]:
         # A short path: Ray's Unix sockets live under it, and a socket path may not exceed 107 bytes.
         temp_dir = tempfile.mkdtemp(prefix="qa-ray-")
         os.environ.update(LOCAL_ENV)  # read by ray.init and inherited by the processes it starts
+        # Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER once, when it is imported (it was imported above): without
+        # this, the node address is the machine's network address and GCS and raylets listen on every interface.
+        constants.ENABLE_RAY_CLUSTER = False
         kwargs |= {"num_cpus": num_cpus or len(os.sched_getaffinity(0)), "_temp_dir": temp_dir}
     else:
         _check_reachable(address)
@@ -225,6 +231,7 @@ def ray_session(address: str, *, num_cpus: int | None = None) -> Iterator[None]:
             ray.shutdown()
     finally:
         if temp_dir is not None:
+            constants.ENABLE_RAY_CLUSTER = cluster_flag
             for name, value in saved.items():
                 if value is None:
                     os.environ.pop(name, None)
@@ -279,6 +286,8 @@ def encoded_dataset(
         actors: encoders run at once, one per actor and CPU (default: the cluster's CPUs, at most one per call).
     """
     ray = _ray()
+    if not log.isEnabledFor(logging.INFO):  # Ray Data logs each run's plan on stderr itself; with -v it may
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # else a progress block is logged every 10 s
     ctx.execution_options.preserve_order = True  # before the Dataset is made, or it has no effect
