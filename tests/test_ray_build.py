@@ -155,6 +155,8 @@ def test_unreachable_address_fails_fast_and_clearly(tmp_path: Path) -> None:
     assert not (tmp_path / "idx").exists()
     with pytest.raises(ray_build.RayConnectError, match="not host:port"):
         qa.Index.build([qa.Document("a", "A", "Cats purr.")], ray="no-port-here")
+    with pytest.raises(qa.ArgumentError, match="not True"):
+        qa.Index.build([qa.Document("a", "A", "Cats purr.")], ray=True)  # type: ignore[arg-type]
 
 
 @needs_ray

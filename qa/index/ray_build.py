@@ -36,7 +36,7 @@ import numpy as np
 from .. import sentences as _sentences
 from ..config import Settings
 from ..documents import Document
-from ..errors import QAError
+from ..errors import ArgumentError, QAError
 from ..ranking import text_keys
 from .build import _Bar, _chunks
 from .tables import _sentence_texts
@@ -363,7 +363,13 @@ def from_documents(
     (index, texts embedded)."""
     from ..embedding import get_encoder, show_progress
 
-    encoder = get_encoder(settings)  # here first: a missing model or export fails before Ray starts
+    if not isinstance(address, str) or not address.strip():
+        raise ArgumentError(f"ray must be 'local' or a Ray cluster's address (a string), not {address!r}")
+    address = address.strip()
+    _ray()  # before any work: a missing Ray, or a cluster nothing answers at, fails first
+    if address != "local":
+        _check_reachable(address)
+    encoder = get_encoder(settings)  # a missing model or export fails before Ray starts
     the_plan = plan(docs, spans_per_doc)
     vectors = np.zeros((len(the_plan.texts), encoder.dimension), dtype=np.float32)
     show = settings.progress if progress is None else progress
