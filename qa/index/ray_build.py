@@ -320,6 +320,14 @@ def embed_batches(
 
     Raises:
         RayConnectError: a worker failed (the message carries its error).
+
+    Example:
+        >>> import qa
+        >>> p = plan([qa.Document("a", "Pets", "Cats purr. Dogs bark.")])
+        >>> with ray_session("local"):  # doctest: +SKIP
+        ...     for first, vectors in embed_batches(p.texts, p.calls, settings=qa.get_settings()):
+        ...         print(first, vectors.shape)
+        0 (3, 384)
     """
     ray = _ray()
     if not calls:
