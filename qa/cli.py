@@ -78,7 +78,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         _report_failures(read.failures)
         print("qa: error: no documents could be read; nothing was indexed", file=sys.stderr)
         return 2
-    index = Index.build(read.documents, args.out, settings=s, progress=_progress(args))
+    index = Index.build(read.documents, args.out, settings=s, progress=_progress(args), ray=args.ray)
     print(f"indexed {len(index.documents)} documents, {len(index)} sentences into {args.out}")
     return _report_failures(read.failures)
 
@@ -240,6 +240,9 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("paths", nargs="+", type=Path, help="files (.txt .md .html .pdf .docx .jsonl) or folders")
     build.add_argument("--include", nargs="+", metavar="GLOB", help="in folders, only files matching these")
     build.add_argument("--exclude", nargs="+", metavar="GLOB", help="in folders, skip files matching these")
+    build.add_argument("--ray", metavar="ADDRESS",
+                       help="embed on Ray (qa[ray]): 'local' starts Ray here, else a cluster's "
+                       "host:port (QA_RAY_ADDRESS)")
     build.set_defaults(func=_cmd_build)
     add = idx_sub.add_parser("add", help="add or replace documents (unchanged ones are skipped)", parents=[common])
     add.add_argument("dir", type=_index_location, help="index directory or milvus:URI#NAME")

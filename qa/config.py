@@ -97,6 +97,9 @@ class Settings:
     """How the model runs: ``torch``, ``onnx`` (ONNX Runtime) or ``onnx-int8`` (ONNX Runtime, int8 weights)."""
     model_cache_dir: Path | None = None
     """Folder for the ONNX exports of the model (``None``: ``qa/onnx`` in the user's cache folder)."""
+    ray_address: str | None = None
+    """Builds run the model on Ray (``qa[ray]``): ``local`` (an instance started for the build) or a cluster's
+    address (``host:port``, ``ray://host:port``, ``auto``); ``None``: no Ray."""
     max_file_mb: float = 50.0
     """Files larger than this are refused when indexing (uploads included)."""
     max_unpacked_mb: float = 200.0

@@ -138,6 +138,7 @@ class Index(_Documents):
         settings: Settings | None = None,
         progress: bool | None = None,
         spans: Mapping[str, Sequence[tuple[int, int]]] | None = None,
+        ray: str | None = None,
     ) -> Index:
         """Read, split and embed ``sources``; save atomically to ``path`` when given.
 
@@ -150,11 +151,24 @@ class Index(_Documents):
             spans: sentence spans to use instead of the segmenter, by document id (to evaluate under a fixed
                 segmentation such as ReQA's); such an index records segmenter ``given`` and is for in-memory
                 use: loading it back is refused.
+            ray: run the model on Ray workers (``pip install 'qa[ray]'``): ``"local"`` starts a Ray instance on
+                this machine for the build, anything else is the address of a running cluster (``host:port``,
+                ``ray://host:port``, ``auto``); ``None``: the ``ray_address`` setting, by default no Ray. The
+                documents are read and split here; the vectors are those of a build without Ray (see
+                :mod:`qa.index.ray_build`).
 
         Raises:
             IndexWriteError: ``path`` is a file or a folder holding anything but a qa index, is one of the
                 ``sources`` (or inside or around one), or the disk refused the write; nothing was lost.
             ArgumentError: an argument has the wrong type.
+            RayUnavailableError: Ray is asked for but not installed.
+            RayConnectError: the Ray address cannot be reached (checked in seconds), or a worker failed.
+
+        Example:
+            >>> import qa
+            >>> docs = [qa.Document("pets", "Pets", "Cats purr. Dogs bark.")]
+            >>> qa.Index.build(docs, ray="local").search("Which animal barks?", k=1)[0].text  # doctest: +SKIP
+            'Dogs bark.'
         """
         s = check_settings(settings) or get_settings()
         sources = check_sources(sources)
@@ -167,7 +181,14 @@ class Index(_Documents):
         # The settings' own limits (not the environment's): a caller's Settings decide what a document may cost.
         docs = load_sources(sources, max_bytes=int(s.max_file_mb * 1024 * 1024), limits=Limits().resolved(s))
         spans_per_doc = None if spans is None else [[(int(a), int(b)) for a, b in spans[d.doc_id]] for d in docs]
-        index, _ = cls._from_documents(docs, settings=s, progress=progress, spans_per_doc=spans_per_doc)
+        address = ray if ray is not None else s.ray_address
+        if address:
+            from . import ray_build
+
+            index, _ = ray_build.from_documents(cls, docs, settings=s, progress=progress,
+                                                spans_per_doc=spans_per_doc, address=address)
+        else:
+            index, _ = cls._from_documents(docs, settings=s, progress=progress, spans_per_doc=spans_per_doc)
         if spans is not None:
             index.manifest["segmenter"] = {"name": "given"}
         if path is not None:
