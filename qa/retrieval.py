@@ -121,7 +121,7 @@ def _default_index(s: Settings) -> Index:
         reason = _stale_reason(path, s, doc.sha256)
         if reason:
             log.warning("building the default index at %s (%s)", path, reason)
-            Index.build([doc], path, settings=s)
+            Index.build([doc], path, settings=s, ray="")  # one article: never worth starting Ray
         stamp = _manifest_stamp(path)
         return _remember(key, stamp, Index.load(path, settings=s))
 

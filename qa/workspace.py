@@ -291,7 +291,8 @@ class Workspace:
                 if base is None:
                     article = default_document()
                     keep = [] if any(d.doc_id == article.doc_id for d in docs) else [article]
-                    new = Index.build([*keep, *docs], target, settings=self.settings, progress=bars)
+                    # Never on Ray (setting ray_address): an upload would wait 10-30 s for a Ray instance to start.
+                    new = Index.build([*keep, *docs], target, settings=self.settings, progress=bars, ray="")
                     added, replaced, unchanged = [d.doc_id for d in docs], [], []
                 else:
                     up = base.update(add=docs, progress=bars, max_bytes=_max_bytes(self.settings))

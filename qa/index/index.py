@@ -153,7 +153,8 @@ class Index(_Documents):
                 use: loading it back is refused.
             ray: run the model on Ray workers (``pip install 'qa[ray]'``): ``"local"`` starts a Ray instance on
                 this machine for the build, anything else is the address of a running cluster (``host:port``,
-                ``ray://host:port``, ``auto``); ``None``: the ``ray_address`` setting, by default no Ray. The
+                ``ray://host:port``, ``auto``); ``None``: the ``ray_address`` setting, by default no Ray; ``""``:
+                no Ray whatever the setting (the web app's uploads and the bundled article's index). The
                 documents are read and split here; the vectors are those of a build without Ray (see
                 :mod:`qa.index.ray_build`).
 
