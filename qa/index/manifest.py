@@ -96,7 +96,7 @@ def manifest_mismatch(manifest: dict[str, Any], settings: Settings, *, check_mod
     model = manifest.get("model")
     if not isinstance(model, dict):
         return "has no valid model entry in its manifest"
-    spec = resolve_model(settings.model, verify=settings.verify_model)
+    spec = resolve_model(settings.model, verify=settings.verify_model, cache_dir=settings.model_cache_dir)
     if model.get("name") != spec.name:
         return (
             f"was built with model {model.get('name')} ({model.get('dimension')}-d); settings ask for {spec.name}"
