@@ -845,7 +845,7 @@ def get_encoder(settings: Settings | None = None) -> Encoder | OnnxEncoder:
     s = settings or get_settings()
     cache_dir = s.model_cache_dir or default_model_cache_dir()
     spec = resolve_model(s.model, verify=s.verify_model, cache_dir=cache_dir)
-    key = (spec.location, s.device, s.backend, str(cache_dir))
+    key = (spec.location, s.device, s.effective_backend, str(cache_dir))
     with _encoders_lock:
         encoder = _encoders.get(key)
         if encoder is None:
@@ -859,9 +859,9 @@ def _load_encoder(spec: ModelSpec, s: Settings, cache_dir: Path) -> Encoder | On
     """The lean :class:`OnnxEncoder` when the backend and model allow it, else sentence-transformers'."""
     recipe = _lean_recipe(spec, s)
     if recipe is not None:
-        target = onnx_export_dir(spec, s.backend, cache_dir)
+        target = onnx_export_dir(spec, s.effective_backend, cache_dir)
         if _valid_export(target):
-            return OnnxEncoder(spec, backend=s.backend, onnx_path=target / _ONNX_FILE, recipe=recipe,
+            return OnnxEncoder(spec, backend=s.effective_backend, onnx_path=target / _ONNX_FILE, recipe=recipe,
                                batch_size=s.batch_size)
     # No export yet (or not a simple model): sentence-transformers loads the model and exports it if needed.
     full = Encoder(
@@ -869,18 +869,19 @@ def _load_encoder(spec: ModelSpec, s: Settings, cache_dir: Path) -> Encoder | On
         device=s.device,
         batch_size=s.batch_size,
         allow_download=s.allow_download,
-        backend=s.backend,
+        backend=s.effective_backend,
         cache_dir=cache_dir,
     )
     if recipe is None or full.onnx_path is None:
         return full
     # Now that the export exists, run it with the lean encoder (same vectors, no torch) like later processes.
-    return OnnxEncoder(spec, backend=s.backend, onnx_path=full.onnx_path, recipe=recipe, batch_size=s.batch_size)
+    return OnnxEncoder(spec, backend=s.effective_backend, onnx_path=full.onnx_path, recipe=recipe,
+                       batch_size=s.batch_size)
 
 
 def _lean_recipe(spec: ModelSpec, s: Settings) -> _Recipe | None:
     """The model's recipe if it may run on :class:`OnnxEncoder`: ONNX backend, CPU, local simple model."""
-    if s.backend == "torch" or s.device != "cpu" or spec.weights_sha256 is None:
+    if s.effective_backend == "torch" or s.device != "cpu" or spec.weights_sha256 is None:
         return None
     folder = Path(spec.location)
     return _simple_recipe(folder) if folder.is_dir() else None

@@ -49,6 +49,7 @@ __all__ = [
     "DEFAULT_MODEL_SHA256",
     "ModelSpec",
     "accurate_install_command",
+    "default_backend",
     "default_model_cache_dir",
     "ensure_accurate_model",
     "file_sha256",
@@ -137,6 +138,20 @@ def default_model_cache_dir() -> Path:
     """
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "qa" / "onnx"
+
+
+def default_backend(model: str) -> str:
+    """The backend ``model`` runs on when the ``backend`` setting is not set.
+
+    ``onnx-int8`` (the fastest on a CPU) for every model except the accurate one, whose int8 export loses its
+    meaning (cosine to the float vectors about 0.02: ``benchmarks/accurate.py``), so it runs on ``onnx``
+    (float32, the vectors of ``torch``).
+
+    Example:
+        >>> default_backend("sentence-transformers/all-MiniLM-L6-v2"), default_backend("all-mpnet-base-v2")
+        ('onnx-int8', 'onnx')
+    """
+    return "onnx" if model in _ACCURATE_ALIASES else "onnx-int8"
 
 
 def resolve_model(name: str, *, verify: bool = True, cache_dir: Path | None = None) -> ModelSpec:

@@ -86,7 +86,7 @@ def open_index(index: str | Path | Index | None = None, *, settings: Settings | 
             f"index must be an index folder (str or pathlib.Path) or a qa.Index, not {type(index).__name__}"
         )
     path = check_path(index, "index")
-    key = (str(path.resolve()), s.model, s.backend)
+    key = (str(path.resolve()), s.model, s.effective_backend)
     stamp = _manifest_stamp(path)
     with _open_lock:
         cached = _cached(key, stamp)
@@ -96,7 +96,7 @@ def open_index(index: str | Path | Index | None = None, *, settings: Settings | 
 def _default_index(s: Settings) -> Index:
     path = default_index_path(s)
     doc = default_document()
-    key = (str(path.resolve()), s.model, s.backend)
+    key = (str(path.resolve()), s.model, s.effective_backend)
     with _open_lock:
         cached = _cached(key, _manifest_stamp(path))
         if cached is not None:

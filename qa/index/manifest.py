@@ -105,10 +105,11 @@ def manifest_mismatch(manifest: dict[str, Any], settings: Settings, *, check_mod
     if built_hash and current_hash and built_hash != current_hash:
         return f"was built with other weights of {spec.name} ({str(built_hash)[:12]}…, now {current_hash[:12]}…)"
     # torch and onnx compute the same float32 vectors, so either may query the other's index; int8 ones differ.
-    built, wanted = model.get("precision", "float32"), vector_precision(settings.backend)
+    backend = settings.effective_backend
+    built, wanted = model.get("precision", "float32"), vector_precision(backend)
     if built != wanted:
         return (
-            f"holds {built} vectors (backend {model.get('backend')}); backend={settings.backend} makes {wanted} "
+            f"holds {built} vectors (backend {model.get('backend')}); backend={backend} makes {wanted} "
             f"ones. Set QA_BACKEND={model.get('backend')}, or rebuild with the backend you want"
         )
     return None
