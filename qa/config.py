@@ -242,6 +242,11 @@ def _validated(s: Settings) -> Settings:
     for ok, message in checks:
         if not ok:
             raise ConfigError(f"invalid setting: {message}")
+    from .models import backend_problem
+
+    problem = backend_problem(s.model, s.backend)
+    if problem:
+        raise ConfigError(f"invalid setting: {problem}")
     return s
 
 

@@ -49,6 +49,7 @@ __all__ = [
     "DEFAULT_MODEL_SHA256",
     "ModelSpec",
     "accurate_install_command",
+    "backend_problem",
     "default_backend",
     "default_model_cache_dir",
     "ensure_accurate_model",
@@ -152,6 +153,23 @@ def default_backend(model: str) -> str:
         ('onnx-int8', 'onnx')
     """
     return "onnx" if model in _ACCURATE_ALIASES else "onnx-int8"
+
+
+def backend_problem(model: str, backend: str | None) -> str | None:
+    """Why ``model`` cannot run on ``backend`` (an explicit setting), or ``None`` if it can.
+
+    Example:
+        >>> backend_problem("all-mpnet-base-v2", "onnx-int8")[:40]
+        'backend=onnx-int8 breaks model all-mpnet'
+        >>> backend_problem("all-mpnet-base-v2", "onnx") is None
+        True
+    """
+    if backend == "onnx-int8" and model in _ACCURATE_ALIASES:
+        return (
+            f"backend=onnx-int8 breaks model {model} (its int8 export's vectors have a cosine of about 0.01 to the "
+            "float ones, see benchmarks/accurate.py); unset QA_BACKEND to run it on onnx, or use backend=torch"
+        )
+    return None
 
 
 def resolve_model(name: str, *, verify: bool = True, cache_dir: Path | None = None) -> ModelSpec:
