@@ -125,7 +125,7 @@ def gather_all(cache: Path) -> dict[str, list[dict[str, Any]]]:
     s = qa.get_settings()
     key = hashlib.sha256(json.dumps({
         "files": {k: sha256(p) for k, p in {**TRAIN_FILES, **EVAL_FILES}.items()},
-        "model": s.model, "backend": s.backend, "focus": s.focus_weight, "seed": SEED, "version": 2,
+        "model": s.model, "backend": s.effective_backend, "focus": s.focus_weight, "seed": SEED, "version": 2,
     }, sort_keys=True).encode()).hexdigest()[:16]
     path = cache / f"candidates-{key}.json"
     if path.is_file():

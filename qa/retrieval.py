@@ -91,7 +91,7 @@ def open_index(index: str | Path | Index | None = None, *, settings: Settings | 
     if is_location(index):
         return _open_location(index, s)
     path = check_path(index, "index")
-    key = (str(path.resolve()), s.model, s.backend)
+    key = (str(path.resolve()), s.model, s.effective_backend)
     stamp = _manifest_stamp(path)
     with _open_lock:
         cached = _cached(key, stamp)
@@ -103,7 +103,7 @@ def _open_location(index: str | os.PathLike[str], s: Settings) -> Index:
     from .index import milvus
 
     loc = parse_location(index)
-    key = (str(loc), s.model, s.backend)
+    key = (str(loc), s.model, s.effective_backend)
     with _open_lock:
         stamp = str(milvus.current_generation(loc))  # one small read: which generation is committed
         cached = _cached(key, stamp)
@@ -113,7 +113,7 @@ def _open_location(index: str | os.PathLike[str], s: Settings) -> Index:
 def _default_index(s: Settings) -> Index:
     path = default_index_path(s)
     doc = default_document()
-    key = (str(path.resolve()), s.model, s.backend)
+    key = (str(path.resolve()), s.model, s.effective_backend)
     with _open_lock:
         cached = _cached(key, _manifest_stamp(path))
         if cached is not None:

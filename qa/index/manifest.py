@@ -96,7 +96,7 @@ def manifest_mismatch(manifest: dict[str, Any], settings: Settings, *, check_mod
     model = manifest.get("model")
     if not isinstance(model, dict):
         return "has no valid model entry in its manifest"
-    spec = resolve_model(settings.model, verify=settings.verify_model)
+    spec = resolve_model(settings.model, verify=settings.verify_model, cache_dir=settings.model_cache_dir)
     if model.get("name") != spec.name:
         return (
             f"was built with model {model.get('name')} ({model.get('dimension')}-d); settings ask for {spec.name}"
@@ -105,10 +105,11 @@ def manifest_mismatch(manifest: dict[str, Any], settings: Settings, *, check_mod
     if built_hash and current_hash and built_hash != current_hash:
         return f"was built with other weights of {spec.name} ({str(built_hash)[:12]}…, now {current_hash[:12]}…)"
     # torch and onnx compute the same float32 vectors, so either may query the other's index; int8 ones differ.
-    built, wanted = model.get("precision", "float32"), vector_precision(settings.backend)
+    backend = settings.effective_backend
+    built, wanted = model.get("precision", "float32"), vector_precision(backend)
     if built != wanted:
         return (
-            f"holds {built} vectors (backend {model.get('backend')}); backend={settings.backend} makes {wanted} "
+            f"holds {built} vectors (backend {model.get('backend')}); backend={backend} makes {wanted} "
             f"ones. Set QA_BACKEND={model.get('backend')}, or rebuild with the backend you want"
         )
     return None
