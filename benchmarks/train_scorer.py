@@ -1,6 +1,7 @@
-"""Train the learned answer scorer and write ``qa/data/scorer-minilm.json`` (reproducibly, byte for byte).
+"""Train the learned answer scorer of one model and write ``qa/data/scorer-<model>.json`` (byte for byte).
 
-Usage: ``python benchmarks/train_scorer.py [--out qa/data/scorer-minilm.json] [--cache /tmp/qa-scorer-cache]``
+Usage: ``python benchmarks/train_scorer.py [--model minilm|mpnet] [--model-path FOLDER] [--cache DIR]``
+(writes ``qa/data/scorer-<model>.json`` and ``benchmarks/results/train_scorer-<model>.json``).
 
 What it does:
 
@@ -13,18 +14,20 @@ What it does:
    answerable and near-topic unanswerable questions of ``benchmarks/data/reworded/``; the seed questions and
    their paraphrases over the bundled article. **WikiQA dev is never trained on** (its licence is research-only):
    it is only evaluated, to compare designs; nothing it could change is chosen on it here.
-3. The ranking model is a logistic regression over standardised :data:`qa.scoring.FEATURES`, pointwise (each
-   candidate: is it a correct sentence?). Linear, because in the first experiments
-   (docs/notes/scorer-experiments.md) gradient boosting learnt SQuAD's lexical bias and lost 0.06 MRR@10 on
-   real search queries (WikiQA) where the linear model over scale-free features gained 0.02: a few dozen
-   coefficients cannot memorise how one data set was written. The triggering model is a second logistic
-   regression over the top candidate's :data:`qa.scoring.TRIGGER_FEATURES`; its inputs are *out-of-fold*
+3. The ranking model is linear over standardised :data:`qa.scoring.FEATURES`, trained *listwise* (per question,
+   the softmax share of its correct candidates; the first scorer was pointwise, each candidate on its own:
+   listwise gained 0.009 MRR@10 on WikiQA dev and 0.016 on the reworded questions, see the note). Linear,
+   because in the first experiments (docs/notes/scorer-experiments.md) gradient boosting learnt SQuAD's lexical
+   bias and lost 0.06 MRR@10 on real search queries (WikiQA) where the linear model over scale-free features
+   gained 0.02: a few dozen coefficients cannot memorise how one data set was written. The triggering model is
+   a logistic regression over the top candidate's :data:`qa.scoring.TRIGGER_FEATURES`; its inputs are *out-of-fold*
    ranking scores, so it learns how far to trust the ranker on questions the ranker has not seen.
 4. Cross-validation is 4-fold **by SQuAD article** (never by question: questions on one paragraph share its
    words); the seed article is a group of its own. The answer threshold is the one maximising
    answer-triggering F1 on the out-of-fold confidences of the training questions.
 5. Prints CV metrics against fixed fusion, and WikiQA dev metrics of the final scorer against fixed fusion;
-   writes the scorer (sorted keys, floats rounded, fixed seed) and ``benchmarks/results/train_scorer.json``.
+   writes the scorer (sorted keys, floats rounded, fixed seed) and ``benchmarks/results/train_scorer-<model>.json``.
+   Each model gets its own scorer (its scores are spread differently), recording the model and its weights' SHA-256.
 
 Answer triggering (shared eval README): a question is answered correctly when an answer is given and its first
 citation is a correct sentence; precision = correct / answered, recall = correct / questions with an answer.
@@ -56,11 +59,19 @@ from qa.scoring.model import Linear, Scorer, scorer_from_dict, scorer_to_dict  #
 SEED = 16
 FOLDS = 4
 C = 1.0
+RANKING = "listwise"  # or "pointwise" (each candidate on its own: the first scorer); see the experiments note
 REWORDED_WEIGHT = 3.0  # a reworded question counts 3 SQuAD ones in ranking: few of them, and closer to real use
 MASKED_SHARE = 3  # every third SQuAD question (after a seeded shuffle) is re-asked without its paragraph
 FUSED_MIN_SCORE = 0.112  # qa's abstention threshold on the fused score today (Settings.min_score)
 DIGITS = 6
-NAME = "minilm"
+#: The models a scorer is shipped for: name -> (model, SHA-256 of its weights). Scores differ between models
+#: (mpnet's cosines are spread differently from MiniLM's), so each gets its own scorer, trained on its own scores.
+MODELS = {
+    "minilm": ("sentence-transformers/all-MiniLM-L6-v2",
+               "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"),
+    "mpnet": ("sentence-transformers/all-mpnet-base-v2",
+              "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"),
+}
 RW = ROOT / "benchmarks" / "data" / "reworded"
 
 
@@ -214,11 +225,50 @@ def _r(v: float) -> float:
     return 0.0 if v == 0 else float(f"{v:.{DIGITS}g}")
 
 
+def fit_listwise(x: np.ndarray, y: np.ndarray, lens: np.ndarray, w: np.ndarray) -> Linear:
+    """A listwise linear ranker over standardised features: per question, maximise the softmax share of its
+    correct candidates, ``w``-weighted, with the L2 penalty ``||coef||^2 / (2 C)``. L-BFGS from zero: deterministic.
+
+    Only differences between one question's candidates count, so the model spends nothing on how likely a
+    question is to have an answer (the triggering model's job); the intercept is 0.
+    """
+    from scipy.optimize import minimize
+
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale = np.where(scale > 1e-12, scale, 1.0)
+    z = (x - mean) / scale
+    starts = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
+    q = np.repeat(np.arange(len(lens)), lens)
+    total = float(w.sum())
+
+    def loss(beta: np.ndarray) -> tuple[float, np.ndarray]:
+        s = z @ beta
+        e = np.exp(s - np.maximum.reduceat(s, starts)[q])
+        every = np.add.reduceat(e, starts)
+        ge = np.where(y, e, 0.0)
+        gold = np.add.reduceat(ge, starts)
+        value = -(w * (np.log(gold) - np.log(every))).sum() / total + beta @ beta / (2 * C * total)
+        grad = ((w[q] * (e / every[q] - ge / gold[q]))[:, None] * z).sum(axis=0) / total + beta / (C * total)
+        return float(value), grad
+
+    t0 = time.perf_counter()
+    res = minimize(loss, np.zeros(z.shape[1]), jac=True, method="L-BFGS-B",
+                   options={"maxiter": 400, "gtol": 1e-6})
+    print(f"  fitted {len(lens)} questions ({x.shape[0]} rows x {x.shape[1]}) listwise in "
+          f"{time.perf_counter() - t0:.1f} s ({res.nit} it)", flush=True)
+    return Linear(tuple(_r(v) for v in mean), tuple(_r(v) for v in scale), tuple(_r(v) for v in res.x), 0.0)
+
+
 def fit_rank(train: Sequence[Question]) -> Linear:
     rows = [q for q in train if q.answerable and q.has_gold]
     x = np.concatenate([q.x for q in rows])
+    weight = [REWORDED_WEIGHT if q.set == "reworded" else 1.0 for q in rows]
+    if RANKING == "listwise":
+        return fit_listwise(x, np.concatenate([q.y for q in rows]), np.array([len(q.y) for q in rows]),
+                            np.array(weight))
     y = np.concatenate([q.y for q in rows]).astype(np.float64)
-    w = np.concatenate([np.full(len(q.y), REWORDED_WEIGHT if q.set == "reworded" else 1.0) for q in rows])
+    w = np.concatenate([np.full(len(q.y), wq) for q, wq in zip(rows, weight, strict=True)])
     return fit_linear(x, y, w)
 
 
@@ -310,12 +360,30 @@ def fit_trigger(f: np.ndarray, correct: np.ndarray) -> Linear:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "qa" / "data" / f"scorer-{NAME}.json")
-    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "train_scorer.json")
+    parser.add_argument("--model", choices=sorted(MODELS), default="minilm",
+                        help="which model's scorer to train (default minilm)")
+    parser.add_argument("--model-path", default=None,
+                        help="where that model is, if not found by its name (a local sentence-transformers folder)")
+    parser.add_argument("--out", type=Path, default=None, help="default qa/data/scorer-<model>.json")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="default benchmarks/results/train_scorer-<model>.json")
     parser.add_argument("--cache", type=Path, default=Path(os.environ.get("QA_SCORER_CACHE", "/tmp/qa-scorer-cache")))
     args = parser.parse_args()
     import sklearn
 
+    from qa.embedding import resolve_model
+
+    model_name = args.model
+    canonical, weights_sha = MODELS[model_name]
+    args.out = args.out or ROOT / "qa" / "data" / f"scorer-{model_name}.json"
+    args.results = args.results or ROOT / "benchmarks" / "results" / f"train_scorer-{model_name}.json"
+    os.environ["QA_MODEL"] = args.model_path or canonical  # qa.get_settings() reads it: every index below uses it
+    if model_name == "mpnet":  # its int8 export loses the vectors (dense-alone WikiQA MRR@10 0.001): float ONNX
+        os.environ.setdefault("QA_BACKEND", "onnx")
+    found = resolve_model(os.environ["QA_MODEL"]).weights_sha256
+    if found != weights_sha:
+        raise SystemExit(f"model {os.environ['QA_MODEL']!r} has weights SHA-256 {str(found)[:12]}…, not "
+                         f"{canonical}'s {weights_sha[:12]}…; give its folder with --model-path")
     if not (SHARED / "squad").is_dir():
         raise SystemExit(f"shared evaluation data not found at {SHARED}; set QA_EVAL_DATA to the folder with squad/")
     sets = gather_all(args.cache)
@@ -350,6 +418,23 @@ def main() -> None:
             "scorer": ranking_metrics(qs, lambda q: oof_rank[fold_of[q.group]].decision(q.x)),
             "fused": fused_order_metrics(qs),
         }
+    seed = [q for q in train if q.set == "seed"]
+    for name, para in (("seed_questions", False), ("seed_paraphrases", True)):
+        qs = [q for q in seed if ("-para-" in q.qid) == para]
+        cv[name] = {
+            "scorer": ranking_metrics(qs, lambda q: oof_rank[fold_of[q.group]].decision(q.x)),
+            "fused": fused_order_metrics(qs),
+        }
+    at = {q.qid: i for i, q in enumerate(train)}
+    answered = {q.qid: bool(oof_p[at[q.qid]] >= threshold) for q in seed}
+    cv["seed_at_threshold"] = {
+        "answerable_answered": f"{sum(answered[q.qid] for q in seed if q.answerable)}/"
+                               f"{sum(q.answerable for q in seed)}",
+        "near_topic_declined": f"{sum(not answered[q.qid] for q in seed if not q.answerable and '-para-' in q.qid)}/"
+                               f"{sum(not q.answerable and '-para-' in q.qid for q in seed)}",
+        "off_topic_declined": f"{sum(not answered[q.qid] for q in seed if not q.answerable and '-para-' not in q.qid)}/"
+                              f"{sum(not q.answerable and '-para-' not in q.qid for q in seed)}",
+    }
     cv["triggering"] = {
         "scorer": trigger_f1(oof_p, oof_correct, answerable, threshold),
         "fused": fused_trigger(train),
@@ -364,13 +449,13 @@ def main() -> None:
     files = {k: sha256(p) for k, p in TRAIN_FILES.items()}
     versions = {"numpy": np.__version__, "scikit-learn": sklearn.__version__, "qa": qa.__version__}
     s = qa.get_settings()
-    scorer = Scorer(NAME, FEATURES, rank, TRIGGER_FEATURES, trig, threshold, tuple(sorted(files.items())),
-                    tuple(sorted(versions.items())), f"{s.model} ({s.backend})")
-    training = {"seed": SEED, "folds": FOLDS, "C": C, "reworded_weight": REWORDED_WEIGHT,
+    scorer = Scorer(model_name, FEATURES, rank, TRIGGER_FEATURES, trig, threshold, tuple(sorted(files.items())),
+                    tuple(sorted(versions.items())), f"{canonical} ({getattr(s, 'effective_backend', s.backend)})")
+    training = {"seed": SEED, "folds": FOLDS, "C": C, "ranking": RANKING, "reworded_weight": REWORDED_WEIGHT,
                 "masked_share": f"1/{MASKED_SHARE}", "threshold_from": "4-fold CV by article, max triggering F1",
                 "questions": {n: len([q for q in train if q.set == n]) for n in ("squad", "squad_masked",
                                                                                   "reworded", "seed")}}
-    payload = scorer_to_dict(scorer, {"training": training})
+    payload = scorer_to_dict(scorer, {"training": training, "model_weights_sha256": weights_sha})
     text = json.dumps(payload, sort_keys=True, indent=1) + "\n"
     scorer = scorer_from_dict(json.loads(text), "the new scorer")  # evaluate exactly what is written
 

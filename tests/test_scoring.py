@@ -123,3 +123,17 @@ def test_training_on_a_tiny_set_gives_the_same_coefficients_twice(article_index,
     first, second = train.fit_rank(questions), train.fit_rank(questions)
     assert first == second
     assert any(c != 0 for c in first.coef)
+
+
+def test_trigger_features_measure_the_top_against_the_tenth_best_candidate() -> None:
+    from qa.scoring import TRIGGER_FEATURES
+
+    x = np.zeros((12, len(FEATURES)))
+    x[:, FEATURES.index("dense")] = np.linspace(0.9, 0.35, 12)  # tenth best: 0.45
+    scores = np.linspace(3.0, 0.0, 12)
+    row = dict(zip(TRIGGER_FEATURES, trigger_features(x, scores, np.arange(12)), strict=True))
+    assert row["dense_over10"] == pytest.approx(0.45)
+    assert row["q_maxdense_over10"] == pytest.approx(0.45)
+    assert 0.0 < row["top_share"] < 1.0
+    lone = dict(zip(TRIGGER_FEATURES, trigger_features(x[:1], scores[:1], np.arange(1)), strict=True))
+    assert lone["top_share"] == 1.0 and lone["dense_over10"] == 0.0

@@ -39,9 +39,16 @@ TRIGGER_FEATURES: tuple[str, ...] = (
     "q_maxbm25",
     "s_label",
     "q_len",
+    # How far the top stands out among the question's candidates: scale-free against how well the index as a whole
+    # matches the question (a small document's tenth-best sentence sits lower than a large collection's).
+    "top_share",
+    "dense_over10",
+    "q_maxdense_over10",
+    "bm25_context",
 )
 
 _GAP_ALONE = 5.0  # the gap given to a lone candidate: it has no runner-up, so it stands well clear
+_TENTH = 10  # the background a top sentence is measured against: the tenth best dense score (the last if fewer)
 
 
 class ScorerError(ConfigError):
@@ -143,10 +150,17 @@ def trigger_features(features: np.ndarray, scores: np.ndarray, order: np.ndarray
         1.5
     """
     top = int(order[0])
+    scores = np.asarray(scores, dtype=np.float64)
     gap = float(scores[top] - scores[int(order[1])]) if len(order) > 1 else _GAP_ALONE
     row = {name: float(features[top, FEATURES.index(name)]) for name in TRIGGER_FEATURES if name in FEATURES}
     row["top_score"] = float(scores[top])
     row["top_gap"] = gap
+    e = np.exp(scores - scores.max())
+    row["top_share"] = float(e[top] / e.sum())
+    dense = features[:, FEATURES.index("dense")]
+    tenth = float(np.sort(dense)[::-1][min(_TENTH, len(dense)) - 1])
+    row["dense_over10"] = row["dense"] - tenth
+    row["q_maxdense_over10"] = float(dense.max()) - tenth
     return np.array([row[name] for name in TRIGGER_FEATURES], dtype=np.float64)
 
 
