@@ -14,6 +14,7 @@ Writes ``benchmarks/results/milvus_scale.json``.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,20 @@ def _index(corp: C.Corpus) -> qa.Index:
                                   settings=qa.get_settings(progress=False))
     index.manifest["segmenter"] = qa.sentences.SEGMENTER  # loadable, as benchmarks/run.py does
     return index
+
+
+def _lite_footprint(db: Path) -> dict[str, Any]:
+    """Disk of the Lite file and RSS of the Lite server processes this process started (its children)."""
+    disk = db.stat().st_size if db.is_file() else sum(f.stat().st_size for f in db.rglob("*") if f.is_file())
+    rss = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(") ", 1)[1].split()
+            if int(fields[1]) == os.getpid() and b"milvus" in (stat.parent / "cmdline").read_bytes():
+                rss += int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, IndexError, ValueError):
+            continue
+    return {"db_bytes": disk, "lite_rss_bytes": rss}
 
 
 def _timed(call: Any) -> tuple[Any, float]:
@@ -71,6 +86,10 @@ def _one(size: int, args: argparse.Namespace, questions: list[str], vectors: np.
             times.append(1000 * (time.perf_counter() - t))
             tops[name].append(int(rows[0]) if len(rows) else -1)
         row[name] |= {"rank_ms_p50": round(percentile(times, 50), 2), "rank_ms_p99": round(percentile(times, 99), 2)}
+    row["milvus"] |= _lite_footprint(args.cache / f"scale-{C.label(size)}.db")
+    n = row["sentences"]
+    row["milvus"] |= {"db_bytes_per_sentence": round(row["milvus"]["db_bytes"] / n, 1),
+                      "lite_rss_bytes_per_sentence": round(row["milvus"]["lite_rss_bytes"] / n, 1)}
     row["same_top1"] = round(sum(a == b for a, b in zip(tops["faiss"], tops["milvus"], strict=True)) / len(questions),
                              4)
     milvus.close(location)
@@ -83,6 +102,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="10k,100k")
     ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--out", default="milvus_scale.json", help="file name under benchmarks/results")
     ap.add_argument("--cache", type=Path, default=Path("/tmp/milvus-bench"))
     ap.add_argument("--squad", type=Path, default=SHARED / "squad", help="the shared SQuAD folder")
     args = ap.parse_args()
@@ -91,7 +111,7 @@ def main() -> None:
     questions = C.questions(args.queries)
     vectors = get_encoder(qa.get_settings()).encode_queries(questions)
     results = [_one(C.parse_size(size), args, questions, vectors) for size in args.sizes.split(",")]
-    write("milvus_scale.json", {"what": __doc__.split("\n")[0], "queries": len(questions),
+    write(args.out, {"what": __doc__.split("\n")[0], "queries": len(questions),
                                 "corpus": "benchmarks/corpus.py synthetic (generated text, synthetic vectors)",
                                 "sizes": results, "machine": machine()})
 

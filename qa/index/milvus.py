@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import sqlite3
 import threading
 import warnings
@@ -45,7 +46,7 @@ from .tables import WINDOW, _create_schema
 if TYPE_CHECKING:
     from .index import Index
 
-__all__ = ["close", "current_generation", "load", "save"]
+__all__ = ["close", "current_generation", "load", "require", "save", "server_version"]
 
 log = logging.getLogger("qa.index")
 
@@ -60,8 +61,12 @@ JSON_PIECE = 60_000
 _INSERT_BYTES = 3 * 2**20
 _PARTS = ("dense", "dense_context", "blobs")
 _STRONG = {"consistency_level": "Strong"}
+#: The oldest server qa's calls work on: query iterators (every load reads its rows through one) came in 2.3.
+MINIMUM_SERVER = (2, 3)
 _clients: dict[str, Any] = {}
+_versions: dict[str, tuple[str, tuple[int, int]]] = {}
 _clients_lock = threading.Lock()
+_VERSION = re.compile(r"v?(\d+)\.(\d+)")
 
 
 # ---------------------------------------------------------------------- connections
@@ -102,8 +107,64 @@ def client(loc: MilvusLocation) -> Any:
             hint = ("another process may have the file open: Milvus Lite opens a file in one process at a time "
                     "(use a Milvus server to share an index)") if loc.lite else "check that the server is running"
             raise IndexUnavailableError(f"cannot open {loc}: {' '.join(str(exc).split())[:300]}; {hint}") from None
+        if not loc.lite:
+            _versions[loc.uri] = _read_version(made, loc)
         _clients[loc.uri] = made
-        return made
+    if not loc.lite:
+        require(loc, "query iterators (every load reads its rows with one)", MINIMUM_SERVER)
+    return made
+
+
+def _read_version(c: Any, loc: MilvusLocation) -> tuple[str, tuple[int, int]]:
+    """A server's version, as it reports it and as (major, minor). (Milvus Lite answers UNIMPLEMENTED: never asked.)"""
+    try:
+        text = str(c.get_server_version(timeout=READ_TIMEOUT))
+    except Exception as exc:  # noqa: BLE001 - pymilvus and grpc raise their own types
+        raise IndexUnavailableError(f"cannot read the version of the Milvus server at {loc}: "
+                                    f"{' '.join(str(exc).split())[:300]}; check that the server is running") from None
+    found = _VERSION.match(text.strip())
+    if found is None:
+        raise IndexUnavailableError(f"the Milvus server at {loc} reports the version {text!r}, which qa cannot read; "
+                                    f"qa needs Milvus {'.'.join(map(str, MINIMUM_SERVER))} or later")
+    return text, (int(found.group(1)), int(found.group(2)))
+
+
+def server_version(loc: MilvusLocation) -> tuple[str, tuple[int, int]] | None:
+    """The version the Milvus server at ``loc`` reported when the process connected (``None`` for a Lite file).
+
+    Example:
+        >>> from qa.index.location import parse_location
+        >>> server_version(parse_location("milvus:/tmp/never-opened.db#articles")) is None
+        True
+    """
+    if loc.lite:
+        return None
+    if loc.uri not in _versions:
+        client(loc)
+    return _versions[loc.uri]
+
+
+def require(loc: MilvusLocation, feature: str, minimum: tuple[int, int]) -> None:
+    """Raise a clear error unless the server at ``loc`` is at least ``minimum`` (Milvus Lite 2.5 always passes).
+
+    A 2.3 server creates a sparse-vector field without complaint and fails only at the first insert, so a
+    feature newer than the server must be checked here, before anything is written.
+
+    Raises:
+        IndexUnavailableError: the server is older than ``minimum``; names its version and the one needed.
+
+    Example:
+        >>> from qa.index.location import parse_location
+        >>> require(parse_location("milvus:/tmp/never-opened.db#articles"), "sparse vectors", (2, 4))
+    """
+    found = server_version(loc)
+    if found is None or found[1] >= minimum:
+        return
+    need = ".".join(map(str, minimum))
+    raise IndexUnavailableError(
+        f"the Milvus server at {loc} is version {found[0]}; {feature} need Milvus {need} or later. Upgrade the "
+        f"server to {need} or later, or use a Milvus Lite file (milvus:./corpus.db#{loc.collection})"
+    )
 
 
 def close(loc: MilvusLocation | str) -> None:
@@ -114,6 +175,7 @@ def close(loc: MilvusLocation | str) -> None:
     loc = parse_location(loc)
     with _clients_lock:
         found = _clients.pop(loc.uri, None)
+        _versions.pop(loc.uri, None)
     if found is not None:
         with contextlib.suppress(Exception):  # a connection already gone
             found.close()
