@@ -803,6 +803,53 @@ def quality_section() -> list[str]:
     return lines
 
 
+def scaling_section() -> list[str]:
+    """The "Scaling out" section: Milvus against FAISS (``benchmarks/milvus.py``, ``benchmarks/milvus_scale.py``)
+    and a Ray build against a direct one (``benchmarks/ray_build.py``), from their JSON files."""
+    lines: list[str] = []
+    same = _read_json("milvus.json")
+    scale = _read_json("milvus_scale.json")
+    ray = _read_json("ray_build.json")
+    if not (same or scale or ray):
+        return lines
+    lines += ["## Scaling out: Milvus and Ray", "",
+              "Figures from `benchmarks/milvus.py` (SQuAD dev, real vectors), `benchmarks/milvus_scale.py` "
+              "(generated corpus with synthetic vectors) and `benchmarks/ray_build.py`; each ran on the shared "
+              "machine, so compare the two systems within one row (same run) rather than across rows.", ""]
+    if same:
+        f, m = same["faiss"], same["milvus"]
+        lines += [f"**Same answers** — {same['what']}: {same['questions']:,} questions over {same['sentences']:,} "
+                  f"sentences; same top-1 for **{same['same_top1']:.1%}** of questions (target >= 97%), MRR@10 "
+                  f"FAISS {f['MRR@10']:.4f} vs Milvus {m['MRR@10']:.4f} (target: within 0.01).", "",
+                  "| store | R@1 | MRR@10 | rank p50 ms | rank p99 ms |", "|---|---|---|---|---|",
+                  f"| FAISS | {f['R@1']:.4f} | {f['MRR@10']:.4f} | {f['rank_ms_p50']} | {f['rank_ms_p99']} |",
+                  f"| Milvus Lite | {m['R@1']:.4f} | {m['MRR@10']:.4f} | {m['rank_ms_p50']} | {m['rank_ms_p99']} |",
+                  ""]
+    if scale:
+        what = scale["what"].rstrip(".")
+        lines += [f"**Build and query against size** — {what} ({scale['queries']} questions each):", "",
+                  "| sentences | store | save s | load s | rank p50 ms | rank p99 ms | same top-1 |",
+                  "|---|---|---|---|---|---|---|"]
+        for entry in scale["sizes"]:
+            for name in ("faiss", "milvus"):
+                e = entry[name]
+                lines.append(f"| {entry['sentences']:,} | {name} ({e['store']}) | {e['save_s']} | {e['load_s']} | "
+                             f"{e['rank_ms_p50']} | {e['rank_ms_p99']} | {entry['same_top1']:.0%} |")
+        lines.append("")
+    if ray:
+        lines += [f"**Ray against a direct build** — {ray['what']}; {ray['corpus']['sentences']:,} sentences, "
+                  f"{ray['runs_each']} runs each, interleaved: direct {ray['direct_build_s']['median']} s, Ray "
+                  f"{ray['ray_build_s']['median']} s (ratio {ray['ray_over_direct']}), `ray.init` "
+                  f"{ray['ray_init_s']} s apart; vectors bit-identical: {ray['vectors_bit_identical']}. Load "
+                  f"average {ray['load_average']['start'][0]} at the start (shared machine).", ""]
+    return lines
+
+
+def _read_json(name: str) -> dict[str, Any] | None:
+    path = RESULTS / name
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
 def report() -> Path:
     """Generate BENCHMARKS.md from the JSON files under benchmarks/results/."""
     parts = {name: d for name in PARTS if (d := read_part(name)) is not None}
@@ -841,6 +888,7 @@ def report() -> Path:
     if (chart_path := chart(parts)) is not None:
         lines += [f"![build time and query latency against corpus size]({chart_path.relative_to(ROOT)})", ""]
     lines += quality_section()
+    lines += scaling_section()
     targets: list[tuple[str, str, str, bool | None]] = []
     if "build" in parts:
         b = parts["build"]["results"]
