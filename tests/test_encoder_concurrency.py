@@ -34,7 +34,7 @@ QUESTIONS = [
     "When did the US withdraw from Afghanistan?",
 ]
 #: Sentences embedded per backend: enough that the build outlasts the questions by far on any machine.
-SIZES = {"onnx-int8": 2000, "onnx": 1500, "torch": 1000}
+SIZES = {"onnx-int8": 800, "onnx": 600, "torch": 400}
 
 
 def _sentences(n: int) -> list[str]:
