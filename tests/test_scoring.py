@@ -137,3 +137,15 @@ def test_trigger_features_measure_the_top_against_the_tenth_best_candidate() -> 
     assert 0.0 < row["top_share"] < 1.0
     lone = dict(zip(TRIGGER_FEATURES, trigger_features(x[:1], scores[:1], np.arange(1)), strict=True))
     assert lone["top_share"] == 1.0 and lone["dense_over10"] == 0.0
+
+
+def test_a_question_profile_gives_the_same_features_as_the_question_text() -> None:
+    """The profile is worked out once per question; the features must not change with it (pure speed-up)."""
+    from qa.scoring import CHANNELS, answer_cues, question_profile
+
+    texts = ["About 2,500 troops stayed in 2021.", "The senator from Ohio visited.", "OWNERSHIP", "It rained."]
+    scores = {c: np.array([0.9, 0.4, 0.2, 0.1]) for c in CHANNELS}
+    for question in ("How many troops stayed?", "When did it end?", "Who visited?", "Where is it?", "Why?", "x"):
+        profile = question_profile(question)
+        assert np.array_equal(features(profile, scores, texts), features(question, scores, texts))
+        assert [answer_cues(profile, t) for t in texts] == [answer_cues(question, t) for t in texts]

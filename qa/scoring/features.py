@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -29,9 +30,11 @@ __all__ = [
     "CHANNELS",
     "FEATURES",
     "FUSION_WEIGHTS",
+    "QuestionProfile",
     "answer_cues",
     "features",
     "is_label",
+    "question_profile",
     "question_type",
 ]
 
@@ -104,6 +107,56 @@ def is_label(text: str) -> bool:
     return not _LOWER.search(s)
 
 
+_TYPE_PATTERNS = tuple((t, re.compile(r"\b" + t + r"\b")) for t in QUESTION_TYPES)
+
+#: The answer-type cue each question type switches on, and the test of a sentence for it.
+_CUE_OF_TYPE = {"when": "when_date", "how many": "howmany_num", "how much": "howmany_num", "who": "who_name",
+                "where": "where_name"}
+
+
+def _has_date(text: str) -> bool:
+    return bool(_YEAR.search(text) or _MONTH.search(text))
+
+
+_CUE_TESTS: dict[str, Callable[[str], bool]] = {
+    "when_date": _has_date,
+    "howmany_num": lambda text: bool(_NUMBER.search(text)),
+    "who_name": lambda text: bool(_NAME.search(text)),
+    "where_name": lambda text: bool(_NAME.search(text)),
+}
+
+
+@dataclass(frozen=True)
+class QuestionProfile:
+    """What the features need to know of a question, worked out once per question (not once per candidate).
+
+    Attributes:
+        text: the question.
+        type: its :func:`question_type`.
+        n_words: how many words (``\\w+`` runs) it has.
+        cue: the one answer-type cue (of ``when_date``, ``howmany_num``, ``who_name``, ``where_name``) its type
+            switches on, or ``None``.
+    """
+
+    text: str
+    type: str
+    n_words: int
+    cue: str | None
+
+
+def question_profile(question: str) -> QuestionProfile:
+    """The :class:`QuestionProfile` of ``question``.
+
+    Example:
+        >>> from qa.scoring.features import question_profile
+        >>> p = question_profile("How many troops stayed?")
+        >>> p.type, p.n_words, p.cue
+        ('how many', 4, 'howmany_num')
+    """
+    t = question_type(question)
+    return QuestionProfile(question, t, len(_WORD.findall(question)), _CUE_OF_TYPE.get(t))
+
+
 def question_type(question: str) -> str:
     """The first :data:`QUESTION_TYPES` word in ``question`` (lower-cased), or ``"other"``.
 
@@ -113,41 +166,46 @@ def question_type(question: str) -> str:
         ('how many', 'who', 'other')
     """
     q = question.lower()
-    for t in QUESTION_TYPES:
-        if re.search(r"\b" + t + r"\b", q):
+    for t, pattern in _TYPE_PATTERNS:
+        if pattern.search(q):
             return t
     return "other"
 
 
-def answer_cues(question: str, text: str) -> dict[str, float]:
+def answer_cues(question: QuestionProfile | str, text: str) -> dict[str, float]:
     """Answer-type cues: whether ``text`` holds the kind of thing ``question`` asks for.
 
     ``when_date`` (a when-question and a year or month), ``howmany_num`` (how many/much and a number),
-    ``who_name`` and ``where_name`` (who/where and a capitalised word inside the sentence).
+    ``who_name`` and ``where_name`` (who/where and a capitalised word inside the sentence). ``question`` is the
+    question's :func:`question_profile` (work it out once when testing many sentences) or its text.
 
     Example:
-        >>> from qa.scoring.features import answer_cues
+        >>> from qa.scoring.features import answer_cues, question_profile
         >>> answer_cues("How many troops stayed?", "About 2,500 troops stayed.")["howmany_num"]
         1.0
-        >>> answer_cues("Who visited?", "the senator from Ohio visited.")["who_name"]
-        1.0
+        >>> who = question_profile("Who visited?")
+        >>> answer_cues(who, "the senator from Ohio visited.")["who_name"], answer_cues(who, "It rained.")["who_name"]
+        (1.0, 0.0)
         >>> answer_cues("When did it end?", "It ended.")["when_date"]
         0.0
     """
-    t = question_type(question)
-    return {
-        "when_date": float(t == "when" and bool(_YEAR.search(text) or _MONTH.search(text))),
-        "howmany_num": float(t in ("how many", "how much") and bool(_NUMBER.search(text))),
-        "who_name": float(t == "who" and bool(_NAME.search(text))),
-        "where_name": float(t == "where" and bool(_NAME.search(text))),
-    }
+    profile = question if isinstance(question, QuestionProfile) else question_profile(question)
+    cues = dict.fromkeys(_CUES, 0.0)
+    if profile.cue is not None:
+        cues[profile.cue] = float(_CUE_TESTS[profile.cue](text))
+    return cues
 
 
-def features(question: str, scores: Mapping[str, np.ndarray], texts: Sequence[str]) -> np.ndarray:
+def features(
+    question: QuestionProfile | str, scores: Mapping[str, np.ndarray], texts: Sequence[str]
+) -> np.ndarray:
     """The feature matrix of a question's candidates: shape ``(len(texts), len(FEATURES))``, float64.
 
+    Everything that depends on the question alone (its type, length, which cue it switches on) is worked out once
+    (:func:`question_profile`), not once per candidate.
+
     Args:
-        question: the question text.
+        question: the question text, or its :func:`question_profile`.
         scores: each of :data:`CHANNELS`' scores of the candidates (arrays of ``len(texts)``).
         texts: the candidates' sentence texts.
 
@@ -185,12 +243,15 @@ def features(question: str, scores: Mapping[str, np.ndarray], texts: Sequence[st
     max_bm25 = float(s["bm25"].max())
     cols["q_maxdense"] = np.full(n, s["dense"].max())
     cols["q_maxbm25"] = np.full(n, max_bm25)
-    cols["q_len"] = np.full(n, math.log1p(len(_WORD.findall(question))))
+    profile = question if isinstance(question, QuestionProfile) else question_profile(question)
+    cols["q_len"] = np.full(n, math.log1p(profile.n_words))
     cols["s_loglen"] = np.log1p(np.array([len(t) for t in texts], dtype=np.float64))
     cols["s_label"] = np.array([float(is_label(t)) for t in texts])
-    cues = [answer_cues(question, t) for t in texts]
     for name in _CUES:
-        cols[name] = np.array([c[name] for c in cues])
+        cols[name] = np.zeros(n)
+    if profile.cue is not None:
+        test = _CUE_TESTS[profile.cue]
+        cols[profile.cue] = np.array([float(test(t)) for t in texts])
     gap = 1.0 - max_bm25
     cols["dense_x_lexgap"] = s["dense"] * gap
     cols["bm25_x_lex"] = s["bm25"] * max_bm25
