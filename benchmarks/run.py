@@ -421,6 +421,7 @@ def part_query(args: argparse.Namespace) -> dict[str, Any]:
     warm, timed = qs[: args.warmup], qs[args.warmup:]
     results: dict[str, Any] = {}
     encoder = get_encoder(qa.get_settings())
+    fusion = qa.get_settings(scorer="fusion")
     for size in args.sizes:
         lab = C.label(size)
         path, corp = ensure_index(size, args)
@@ -430,12 +431,15 @@ def part_query(args: argparse.Namespace) -> dict[str, Any]:
         load_s = time.perf_counter() - t0
         for q in warm:
             qa.retrieve(q, k=args.k, index=index)
-        say(f"query {lab}: {len(timed)} questions")
-        times = []
-        for q in timed:
-            t0 = time.perf_counter()
-            qa.retrieve(q, k=args.k, index=index)
-            times.append((time.perf_counter() - t0) * 1000)
+        say(f"query {lab}: {len(timed)} questions, each with the default ranking and with fusion, interleaved")
+        times, fusion_times = [], []
+        for i, q in enumerate(timed):
+            # the setting's ranking (the learned scorer by default) against plain fusion, same question, same
+            # moment: their ratio is the scorer's cost; the order alternates so neither always runs warm
+            for which in (("default", "fusion") if i % 2 == 0 else ("fusion", "default")):
+                t0 = time.perf_counter()
+                qa.retrieve(q, k=args.k, index=index, settings=fusion if which == "fusion" else None)
+                (fusion_times if which == "fusion" else times).append((time.perf_counter() - t0) * 1000)
         enc = []
         for q in timed:  # the model's share: encoding the question alone, same questions
             t0 = time.perf_counter()
@@ -446,13 +450,16 @@ def part_query(args: argparse.Namespace) -> dict[str, Any]:
             "k": args.k, "p50_ms": round(med(times), 2), "p99_ms": round(percentile(times, 99), 2),
             "mean_ms": round(statistics.fmean(times), 2), "encode_query_p50_ms": round(med(enc), 2),
             "outside_model_p50_ms": round(med(times) - med(enc), 2), "load_s": round(load_s, 2),
+            "ranking": qa.get_settings().scorer, "scorer": getattr(index.scorer, "name", None),
+            "fusion_p50_ms": round(med(fusion_times), 2), "fusion_p99_ms": round(percentile(fusion_times, 99), 2),
+            "default_over_fusion_p50": round(med(times) / med(fusion_times), 3),
             "channels": index.manifest.get("channels"),
         }
         del index
     print_table("query: qa.retrieve latency (loaded Index passed, after warm-up)",
-                ["size", "sentences", "questions", "p50 ms", "p99 ms", "query encode p50 ms", "kind"],
-                [[lab, r["sentences"], r["questions"], r["p50_ms"], r["p99_ms"], r["encode_query_p50_ms"],
-                  r["corpus"]["kind"]] for lab, r in results.items()])
+                ["size", "sentences", "questions", "p50 ms", "p99 ms", "fusion p50 ms", "query encode p50 ms", "kind"],
+                [[lab, r["sentences"], r["questions"], r["p50_ms"], r["p99_ms"], r["fusion_p50_ms"],
+                  r["encode_query_p50_ms"], r["corpus"]["kind"]] for lab, r in results.items()])
     return results
 
 
