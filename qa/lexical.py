@@ -262,10 +262,14 @@ def best(values: np.ndarray, k: int) -> np.ndarray:
         return np.arange(len(values))
     if k <= 0:
         return np.zeros(0, dtype=np.int64)
-    threshold = values[np.argpartition(-values, k - 1)[k - 1]]
-    above = values > threshold
+    top = np.argpartition(-values, k - 1)[:k]
+    chosen = values[top]
+    threshold = chosen.min()
     tied = values == threshold
-    return np.flatnonzero(above | (tied & (np.cumsum(tied) <= k - int(above.sum()))))
+    if np.count_nonzero(tied) == np.count_nonzero(chosen == threshold):  # no tied row left out: argpartition's
+        return np.sort(top)
+    above = values > threshold
+    return np.flatnonzero(above | (tied & (np.cumsum(tied) <= k - int(np.count_nonzero(above)))))
 
 
 class TermStats:
