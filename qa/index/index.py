@@ -471,9 +471,10 @@ class Index(_Documents):
 
         names = [name for name in self._proposing(learned) if name in self._lexical]
         # Past the exact-search size a channel's posting lists take milliseconds to add up; numpy releases the
-        # GIL while it does, so the channels after the first run on the worker threads meanwhile.
+        # GIL while it does, so the channels after the first run on the worker threads meanwhile. So do a Milvus
+        # channel's searches (waiting for Milvus's answer).
         side = {}
-        if len(self) > self.settings.exact_limit:
+        if len(self) > self.settings.exact_limit or not all(self._lexical[name].complete for name in names):
             side = {name: _workers().submit(scores, name) for name in names[1:]}
         return {name: side[name].result() if name in side else scores(name) for name in names}
 
