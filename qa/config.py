@@ -102,6 +102,10 @@ class Settings:
     ray_address: str | None = None
     """Builds run the model on Ray (``qa[ray]``): ``local`` (an instance started for the build) or a cluster's
     address (``host:port``, ``ray://host:port``, ``auto``); ``None``: no Ray."""
+    milvus_lexical: str = "auto"
+    """Where an index saved to Milvus keeps its BM25 channels: ``milvus`` (sparse vectors, Milvus 2.4 or later or
+    Milvus Lite), ``local`` (rebuilt from the text by each process that opens it), ``auto`` (sparse vectors when
+    the server has them)."""
     max_file_mb: float = 50.0
     """Files larger than this are refused when indexing (uploads included)."""
     max_unpacked_mb: float = 200.0
@@ -242,6 +246,8 @@ def _validated(s: Settings) -> Settings:
         (min(s.weights.values()) >= 0 < sum(s.weights.values()), f"weights {s.weights} must be >= 0, not all 0"),
         (s.focus_weight > 0, f"focus_weight={s.focus_weight} must be positive (1 counts focus words like others)"),
         (s.index_type in {"auto", "flat", "ivf"}, f"index_type={s.index_type!r} must be auto, flat or ivf"),
+        (s.milvus_lexical in {"auto", "milvus", "local"},
+         f"milvus_lexical={s.milvus_lexical!r} must be auto, milvus or local"),
         (s.exact_limit >= 0 and s.nprobe >= 0, "exact_limit and nprobe must be 0 or more"),
         (s.max_file_mb > 0, f"max_file_mb={s.max_file_mb} must be positive"),
         (s.max_unpacked_mb > 0, f"max_unpacked_mb={s.max_unpacked_mb} must be positive"),

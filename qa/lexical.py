@@ -19,11 +19,12 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["TOKENIZER", "Lexical", "channels", "focus_words", "query_weights", "token_ids", "tokenize"]
+__all__ = ["TOKENIZER", "Lexical", "LexicalChannel", "TermStats", "best", "channels", "focus_words",
+           "query_weights", "token_ids", "tokenize"]
 
 K1 = 1.2
 #: Length normalisation, lower than the usual 0.75: a sentence is short, and a long one is no less likely to
@@ -246,17 +247,100 @@ def channels(
     return titled, Lexical.from_postings(np.concatenate(terms), np.concatenate(owners), n, vocab)
 
 
+def best(values: np.ndarray, k: int) -> np.ndarray:
+    """The positions (ascending) of the ``k`` largest ``values``; of values tied at the boundary, the first ones.
+
+    BM25 ties often (sentences with the same words and length): breaking them by position (rows come sorted) makes
+    a channel's proposals the same wherever its scores are computed (locally, or by a Milvus search).
+
+    Example:
+        >>> from qa.lexical import best
+        >>> best(np.array([0.2, 0.5, 0.2, 0.9, 0.2]), 3).tolist()
+        [0, 1, 3]
+    """
+    if len(values) <= k:
+        return np.arange(len(values))
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    top = np.argpartition(-values, k - 1)[:k]
+    chosen = values[top]
+    threshold = chosen.min()
+    tied = values == threshold
+    if np.count_nonzero(tied) == np.count_nonzero(chosen == threshold):  # no tied row left out: argpartition's
+        return np.sort(top)
+    above = values > threshold
+    return np.flatnonzero(above | (tied & (np.cumsum(tied) <= k - int(np.count_nonzero(above)))))
+
+
+class TermStats:
+    """What weighing a question needs from a corpus: its vocabulary (token to term id), each term's idf (from its
+    document frequency ``df`` among ``n`` rows) and the idf of a word the corpus never uses.
+
+    Shared by :class:`Lexical` and the channels whose term weights live elsewhere (Milvus sparse vectors), so
+    that a question is weighed, and its scores made a share of its ceiling, by one piece of code.
+
+    Example:
+        >>> from qa.lexical import TermStats
+        >>> stats = TermStats({"cat": 0, "dog": 1}, np.array([1, 2]), 2)
+        >>> known, ceiling = stats.query("cats and dogs")
+        >>> known, round(ceiling, 3)
+        ([(0, 1.0), (1, 1.0)], 1.926)
+    """
+
+    def __init__(self, vocab: dict[str, int], df: np.ndarray, n: int) -> None:
+        self.vocab = vocab
+        self.df = np.asarray(df, dtype=np.int64)
+        self.n = int(n)
+        self.idf = np.log1p((n - self.df + 0.5) / (self.df + 0.5))
+        self.idf_unseen = float(np.log1p((n + 0.5) / 0.5))
+
+    def query(self, question: str, focus_weight: float = 1.0) -> tuple[list[tuple[int, float]], float]:
+        """The term ids of ``question``'s words that the corpus holds, each with its :func:`query_weights` weight,
+        and the ceiling its scores are a share of (0.0 for a question without words)."""
+        weights = query_weights(question, focus_weight)
+        return [(self.vocab[t], w) for t, w in weights.items() if t in self.vocab], self.ceiling(weights)
+
+    def ceiling(self, weights: dict[str, float]) -> float:
+        """The most a row could score for a question of these word weights (what scores are a share of)."""
+        return (K1 + 1) * sum(w * (float(self.idf[self.vocab[t]]) if t in self.vocab else self.idf_unseen)
+                              for t, w in weights.items())
+
+
+class LexicalChannel(Protocol):
+    """What an index asks of a lexical channel: :class:`Lexical`, or its term weights held elsewhere.
+
+    A ``complete`` channel's :meth:`sparse_scores` gives every row a question scores above zero; another one
+    (a Milvus sparse search returns only its best rows) is asked for its best rows with :meth:`propose`, and
+    the other candidates are scored with :meth:`scores_at`.
+    """
+
+    size: int
+    complete: bool
+
+    def sparse_scores(self, question: str, *, focus_weight: float = 1.0) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def propose(self, question: str, k: int, *, allowed: np.ndarray | None = None,
+                focus_weight: float = 1.0) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def scores_at(self, question: str, rows: np.ndarray, *, focus_weight: float = 1.0) -> np.ndarray: ...
+
+    def save(self, folder: Path) -> None: ...
+
+
 class Lexical:
     """A BM25 index over a list of texts (one per sentence row)."""
+
+    #: :meth:`sparse_scores` returns every row scored above zero.
+    complete = True
 
     def __init__(self, retriever: Any) -> None:
         self._bm25 = retriever
         self._vocab: dict[str, int] = retriever.vocab_dict
         # Document frequency of each term is the length of its column in the sparse score matrix.
-        df = np.diff(np.asarray(retriever.scores["indptr"]))
         n = int(retriever.scores["num_docs"])
-        self._idf = np.log1p((n - df + 0.5) / (df + 0.5))
-        self._idf_unseen = float(np.log1p((n + 0.5) / 0.5))
+        self.stats = TermStats(self._vocab, np.diff(np.asarray(retriever.scores["indptr"])), n)
+        self._idf = self.stats.idf
+        self._idf_unseen = self.stats.idf_unseen
         self.size = n
 
     @classmethod
@@ -275,8 +359,6 @@ class Lexical:
         loaded by bm25s), with numpy over all pairs at once instead of a Python loop per text: the arrays
         of a million sentences take seconds. ``vocab`` maps tokens to the term ids used (it may grow).
         """
-        bm25s = _bm25s()
-
         lengths = np.bincount(rows, minlength=n_rows)
         empty = np.flatnonzero(lengths == 0)
         if len(empty):
@@ -303,8 +385,18 @@ class Lexical:
         data = (idf[term].astype(np.float64) * (tf64 / (norm[row] + tf64))).astype(np.float32)
         indptr = np.zeros(n_vocab + 1, dtype=np.int64)
         np.cumsum(df, out=indptr[1:])
+        return cls.from_matrix(data, row.astype(np.int32), indptr, n_rows, vocab)
+
+    @classmethod
+    def from_matrix(cls, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, n_rows: int,
+                    vocab: dict[str, int]) -> Lexical:
+        """BM25 from its term-by-row matrix as bm25s keeps it (CSC: term ``i``'s rows ``indices[indptr[i]:
+        indptr[i + 1]]``, sorted, and their BM25 term weights ``data``), e.g. read back from Milvus."""
+        bm25s = _bm25s()
+
         retriever = bm25s.BM25(k1=K1, b=B)
-        retriever.scores = {"data": data, "indices": row.astype(np.int32), "indptr": indptr, "num_docs": n_rows}
+        retriever.scores = {"data": np.asarray(data, dtype=np.float32), "indices": np.asarray(indices, dtype=np.int32),
+                            "indptr": np.asarray(indptr, dtype=np.int64), "num_docs": int(n_rows)}
         retriever.vocab_dict = dict(vocab)
         retriever.unique_token_ids_set = set(vocab.values())
         retriever.nonoccurrence_array = None  # Lucene BM25 has no score for absent words
@@ -339,9 +431,8 @@ class Lexical:
         Each query word's posting list is sorted by row, so a binary search finds each row in it: the cost
         grows with the number of rows asked for, not with the length of the lists (long at a million rows).
         """
-        weights = query_weights(question, focus_weight)
+        known, ceiling = self.stats.query(question, focus_weight)
         out = np.zeros(len(rows), dtype=np.float32)
-        known = [(self._vocab[t], w) for t, w in weights.items() if t in self._vocab]
         if not known or not len(rows):
             return out
         matrix = self._bm25.scores
@@ -354,12 +445,7 @@ class Lexical:
             at = np.minimum(np.searchsorted(postings, rows), b - a - 1)
             hit = postings[at] == rows
             out[hit] += np.float32(w) * data[a:b][at[hit]]
-        return out / np.float32(self._ceiling(weights))
-
-    def _ceiling(self, weights: dict[str, float]) -> float:
-        """The most a row could score for a question of these word weights (what scores are a share of)."""
-        return (K1 + 1) * sum(w * (float(self._idf[self._vocab[t]]) if t in self._vocab else self._idf_unseen)
-                              for t, w in weights.items())
+        return out / np.float32(ceiling)
 
     def sparse_scores(self, question: str, *, focus_weight: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         """The rows ``question`` scores above zero (sorted) and their normalised BM25, as :meth:`scores` gives.
@@ -368,11 +454,9 @@ class Lexical:
         twice, as in bm25s' own scoring). Reads only the posting lists of the question's words, and returns
         only the rows they hold, so that the caller never sorts a full-length array.
         """
-        weights = query_weights(question, focus_weight)
-        known = [(self._vocab[t], w) for t, w in weights.items() if t in self._vocab]
+        known, ceiling = self.stats.query(question, focus_weight)
         if not known:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        ceiling = self._ceiling(weights)
         matrix = self._bm25.scores
         indptr, indices, data = matrix["indptr"], matrix["indices"], matrix["data"]
         spans = [(int(indptr[i]), int(indptr[i + 1]), np.float32(w)) for i, w in known]
@@ -391,3 +475,20 @@ class Lexical:
             unique, inverse = np.unique(rows, return_inverse=True)
             summed = np.bincount(inverse, weights=values, minlength=len(unique))
         return unique.astype(np.int64), (summed / ceiling).astype(np.float32)
+
+    def propose(self, question: str, k: int, *, allowed: np.ndarray | None = None,
+                focus_weight: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """The (at most) ``k`` best of :meth:`sparse_scores`' rows within ``allowed`` (:func:`best`), sorted by row."""
+        rows, values = self.sparse_scores(question, focus_weight=focus_weight)
+        if allowed is not None:
+            keep = np.isin(rows, allowed)
+            rows, values = rows[keep], values[keep]
+        if len(rows) > k:
+            at = best(values, k)
+            rows, values = rows[at], values[at]
+        return rows, values
+
+    def matrix(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The term-by-row BM25 matrix (CSC ``data``, ``indices``, ``indptr``: see :meth:`from_matrix`)."""
+        m = self._bm25.scores
+        return np.asarray(m["data"]), np.asarray(m["indices"]), np.asarray(m["indptr"])

@@ -200,3 +200,16 @@ def test_each_channel_alone_finds_what_it_is_good_at(squad_index_dir: Path) -> N
     for channel in ("dense", "dense_context"):
         top = only(channel).search(paraphrase, k=3)
         assert any("Coldplay" in p.context for p in top), channel
+
+
+def test_best_keeps_the_k_largest_and_of_a_tie_at_the_edge_the_first_rows() -> None:
+    from qa.lexical import best
+
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        n, k = int(rng.integers(1, 200)), int(rng.integers(0, 60))
+        values = rng.integers(0, 5, n).astype(np.float32)  # many ties
+        want = sorted(sorted(range(n), key=lambda i: (-values[i], i))[:k])
+        assert best(values, k).tolist() == want
+    distinct = rng.random(1000).astype(np.float32)
+    assert best(distinct, 50).tolist() == sorted(np.argsort(-distinct)[:50].tolist())

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import qa
@@ -149,6 +150,51 @@ def test_squad_from_milvus_answers_as_faiss_does(squad_index_dir: Path, location
     # qa.retrieve and qa.answer take the location where they take a folder
     _same(qa.retrieve(questions[0], k=3, index=location), faiss.search(questions[0], k=3))
     _same(list(qa.answer(questions[0], index=location).citations), list(qa.answer(questions[0], index=faiss).citations))
+    _lexical_channels_are_milvus_sparse_vectors_scoring_as_faiss(faiss, remote, questions)
+    _a_replica_in_another_process_ranks_alike(faiss, location, questions[:6])
+
+
+def _lexical_channels_are_milvus_sparse_vectors_scoring_as_faiss(
+    faiss: qa.Index, remote: qa.Index, questions: list[str]
+) -> None:
+    """The BM25 channels live in Milvus as sparse vectors (Lite has them; the setting is auto): proposing and
+    scoring give qa's own BM25 to float32 rounding, the question weighed (focus words too) as Lexical does."""
+    from qa.index.stores.milvus_lexical import MilvusLexical
+
+    assert remote.manifest["channels"]["bm25"]["lexical"] == "milvus"
+    rows = np.arange(len(faiss))
+    for name in ("bm25", "bm25_context"):
+        oracle, stored = faiss._lexical[name], remote._lexical[name]
+        assert isinstance(stored, MilvusLexical) and not stored.complete and stored.size == len(faiss)
+        for question in questions[::5]:
+            want = oracle.scores(question, focus_weight=1.5)
+            np.testing.assert_allclose(stored.scores_at(question, rows, focus_weight=1.5), want, rtol=0, atol=1e-6)
+            top, values = stored.propose(question, 20, focus_weight=1.5)
+            assert list(top) == sorted(top) and len(top) == min(20, int((want > 0).sum()))
+            np.testing.assert_allclose(values, want[top], rtol=0, atol=1e-6)
+            assert values.min() >= np.sort(want)[-len(top)] - 1e-6  # they are the best 20
+            one = faiss.rows_of([faiss.documents[1].doc_id])
+            within, _ = stored.propose(question, 5, allowed=one)
+            assert set(within.tolist()) <= set(one.tolist())
+
+
+def _a_replica_in_another_process_ranks_alike(faiss: qa.Index, location: str, questions: list[str]) -> None:
+    """A fresh process given only the location (no index folder, the Lite file released by this one) ranks as
+    FAISS does, its BM25 read from Milvus."""
+    from qa.index import milvus
+
+    milvus.close(location)  # a Lite file is opened by one process at a time
+    code = ("import json, sys, qa; idx = qa.Index.load(sys.argv[1]); "
+            "print(type(idx._lexical['bm25']).__name__); "
+            "print(json.dumps([[(p.doc_id, p.start) for p in ps] for ps in idx.search_many(json.loads(sys.argv[2]), "
+            "k=10)]))")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "QA_INDEX_DIR": "/nonexistent"}
+    out = subprocess.run([sys.executable, "-c", code, location, json.dumps(questions)], capture_output=True,
+                         text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    kind, ranked = out.stdout.strip().splitlines()[-2:]
+    assert kind == "MilvusLexical"
+    assert json.loads(ranked) == [[[p.doc_id, p.start] for p in ps] for ps in faiss.search_many(questions, k=10)]
 
 
 @needs_milvus
@@ -162,9 +208,12 @@ def test_build_into_milvus_and_back_to_a_folder(article_index: qa.Index, locatio
     for a, b in zip(article_index.search_many(questions, k=5), remote.search_many(questions, k=5), strict=True):
         _same(a, b)
     remote.save(tmp_path / "copy")  # and out of Milvus again, into a plain FAISS folder
-    for a, b in zip(article_index.search_many(questions, k=5), qa.Index.load(tmp_path / "copy").search_many(
-            questions, k=5), strict=True):
+    copy = qa.Index.load(tmp_path / "copy")
+    for a, b in zip(article_index.search_many(questions, k=5), copy.search_many(questions, k=5), strict=True):
         _same(a, b)
+    for name in ("bm25", "bm25_context"):  # the BM25 read back from its sparse vectors: the same arrays, bit for bit
+        for got, want in zip(copy._lexical[name].matrix(), article_index._lexical[name].matrix(), strict=True):
+            assert np.array_equal(got, want)
 
 
 @needs_milvus
@@ -184,6 +233,33 @@ def test_long_unicode_text_pages_and_headings_round_trip(location: str) -> None:
         _same(local.search(question, k=8), remote.search(question, k=8))
     rows = remote.rows_of(["long"])
     _same(local.passages(rows[-3:], [0.1, 0.2, 0.3]), remote.passages(rows[-3:], [0.1, 0.2, 0.3]))
+
+
+@needs_milvus
+def test_lexical_channels_kept_local_when_asked_and_such_indexes_still_load(location: str) -> None:
+    """milvus_lexical=local saves no sparse vectors (as qa did before them, and does on a server older than
+    2.4): every load rebuilds BM25 from the text. A later save under auto adds them; local at load ignores them."""
+    from qa.index import milvus
+    from qa.index.stores.milvus_lexical import MilvusLexical
+
+    docs = _docs(3)
+    faiss = qa.Index.build(docs)
+    qa.Index.build(docs, location, settings=qa.get_settings().replace(milvus_lexical="local"))
+    loc = parse_location(location)
+    assert not milvus.client(loc).has_collection(f"{loc.collection}_bm25")
+    old = qa.Index.load(location)
+    assert old.manifest["channels"]["bm25"]["lexical"] == "local"
+    assert type(old._lexical["bm25"]) is type(faiss._lexical["bm25"])  # rebuilt locally
+    question = "Which NFL team represented the AFC at Super Bowl 50?"
+    _same(faiss.search(question, k=10), old.search(question, k=10))
+    old.update(add=[qa.Document("more", "More", "The Broncos won the game.")])  # saved under auto: sparse now
+    new = qa.Index.load(location)
+    assert isinstance(new._lexical["bm25"], MilvusLexical)
+    local = qa.Index.load(location, settings=qa.get_settings().replace(milvus_lexical="local"))
+    assert not isinstance(local._lexical["bm25"], MilvusLexical)
+    _same(new.search(question, k=10), local.search(question, k=10))
+    with pytest.raises(qa.ConfigError, match="milvus_lexical='remote' must be auto, milvus or local"):
+        qa.get_settings().replace(milvus_lexical="remote")
 
 
 @needs_milvus

@@ -166,12 +166,31 @@ def test_the_server_reports_its_version_and_a_newer_feature_is_refused_by_name(s
         assert resp.status == 200
 
 
-def test_an_index_on_the_server_answers_from_a_replica_as_faiss_does(server: Server, tmp_path: Path) -> None:
+def test_sparse_vectors_asked_of_a_2_3_server_are_refused_before_anything_is_written(server: Server) -> None:
+    from qa.index import milvus
+
+    location = f"milvus:{server.uri}#sparse"
+    strict = qa.get_settings().replace(milvus_lexical="milvus")
+    with pytest.raises(qa.IndexUnavailableError,
+                       match=r"server at milvus:http://127\.0\.0\.1:\d+#sparse is version v2\.3\.5-lite; "
+                             r"sparse vectors \(the setting milvus_lexical=milvus.*\) need Milvus 2\.4 or later\. "
+                             r"Upgrade the server"):
+        qa.Index.build([qa.Document("a", "A", "Cats purr. Dogs bark.")], location, settings=strict)
+    c = milvus.client(parse_location(location))
+    assert not [name for name in c.list_collections() if name.startswith("sparse_")]
+
+
+def test_an_index_on_the_server_answers_from_a_replica_as_faiss_does(
+    server: Server, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     location = f"milvus:{server.uri}#squad"
     docs = _docs(4)
     faiss = qa.Index.build(docs[:3])
-    built = qa.Index.build(docs[:3], location)
+    with caplog.at_level("WARNING", logger="qa.index"):
+        built = qa.Index.build(docs[:3], location)  # milvus_lexical=auto: BM25 stays local on a 2.3 server
     assert str(built.location) == location
+    assert "without sparse vectors (Milvus 2.4 or later)" in caplog.text
+    assert built.manifest["channels"]["bm25"]["lexical"] == "local"
     questions = [q["question"] for q in _lines("squad_questions.jsonl")]
     replica = qa.Index.load(location)  # a fresh load: everything read from the server
     assert replica.path is None and replica.documents == faiss.documents

@@ -19,7 +19,7 @@ from ..checks import check_context, check_doc_ids, check_k, check_path, check_qu
 from ..config import Settings, get_settings
 from ..documents import Document, load_sources
 from ..errors import IndexCorruptError, QAError, QuestionError
-from ..lexical import Lexical
+from ..lexical import LexicalChannel, best
 from ..limits import Limits
 from ..ranking import first_unique, fuse, top_unique
 from . import build as _build
@@ -71,8 +71,8 @@ class Index(_Documents):
         manifest: dict[str, Any],
         dense: VectorStore,
         dense_context: VectorStore,
-        bm25: Lexical,
-        bm25_context: Lexical,
+        bm25: LexicalChannel,
+        bm25_context: LexicalChannel,
         db: sqlite3.Connection,
         path: Path | None,
         settings: Settings,
@@ -438,7 +438,7 @@ class Index(_Documents):
                 return vectors, self._dense_proposals(vectors[0], k=k, allowed=allowed, learned=learned)
 
             pending = _workers().submit(encode_and_search)
-            lexical = self._lexical_scores(questions[0], allowed, learned=learned)
+            lexical = self._lexical_scores(questions[0], allowed, learned=learned, k=k)
             queries, proposed = pending.result()
         else:
             queries = encoder.encode_queries(list(questions))
@@ -450,16 +450,20 @@ class Index(_Documents):
         return results
 
     def _lexical_scores(
-        self, question: str, allowed: np.ndarray | None, *, learned: bool
+        self, question: str, allowed: np.ndarray | None, *, learned: bool, k: int
     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Sparse scores of every proposing lexical channel: ``{channel: (rows, scores)}``, within ``allowed``.
 
         A :data:`SCORING_ONLY` channel past the exact size is left out: :meth:`rank` scores just its candidates.
+        A channel that is not ``complete`` (Milvus sparse vectors) gives its best :meth:`_pool` rows for ``k``.
         """
         focus = self.settings.focus_weight
 
         def scores(name: str) -> tuple[np.ndarray, np.ndarray]:
-            rows, values = self._lexical[name].sparse_scores(question, focus_weight=focus)
+            channel = self._lexical[name]
+            if not channel.complete:  # its best rows only: _channel_scores scores the other candidates
+                return channel.propose(question, self._pool(k), allowed=allowed, focus_weight=focus)
+            rows, values = channel.sparse_scores(question, focus_weight=focus)
             if allowed is not None:
                 keep = np.isin(rows, allowed)
                 rows, values = rows[keep], values[keep]
@@ -467,9 +471,10 @@ class Index(_Documents):
 
         names = [name for name in self._proposing(learned) if name in self._lexical]
         # Past the exact-search size a channel's posting lists take milliseconds to add up; numpy releases the
-        # GIL while it does, so the channels after the first run on the worker threads meanwhile.
+        # GIL while it does, so the channels after the first run on the worker threads meanwhile. So do a Milvus
+        # channel's searches (waiting for Milvus's answer).
         side = {}
-        if len(self) > self.settings.exact_limit:
+        if len(self) > self.settings.exact_limit or not all(self._lexical[name].complete for name in names):
             side = {name: _workers().submit(scores, name) for name in names[1:]}
         return {name: side[name].result() if name in side else scores(name) for name in names}
 
@@ -584,14 +589,14 @@ class Index(_Documents):
         its lexical scores (computed here unless given), which :meth:`_channel_scores` reads."""
         pool = self._pool(k)
         if lexical is None:
-            lexical = self._lexical_scores(question, allowed, learned=learned)
+            lexical = self._lexical_scores(question, allowed, learned=learned, k=k)
         if proposed is None:
             proposed = self._dense_proposals(query, k=k, allowed=allowed, learned=learned)
         proposals = [np.asarray(rows, dtype=np.int64) for rows in proposed.values()]
         for name in self._proposing(learned):
             if name in lexical:
                 rows, values = lexical[name]
-                proposals.append(rows if len(rows) <= pool else rows[np.argpartition(-values, pool - 1)[:pool]])
+                proposals.append(rows if len(rows) <= pool else rows[best(values, pool)])
         candidates = np.unique(np.concatenate(proposals)) if proposals else np.zeros(0, dtype=np.int64)
         return candidates, lexical
 
@@ -611,6 +616,11 @@ class Index(_Documents):
                 scores[name] = self._dense[name].score(query[0], candidates)
             elif name in lexical:
                 scores[name] = _lookup(*lexical[name], candidates)
+                if not self._lexical[name].complete:  # it gave its best rows: the others are scored exactly
+                    missing = np.flatnonzero(~np.isin(candidates, lexical[name][0]))
+                    if len(missing):
+                        scores[name][missing] = self._lexical[name].scores_at(
+                            question, candidates[missing], focus_weight=self.settings.focus_weight)
             else:  # scoring only: a binary search per word and candidate, not the word's whole posting list
                 scores[name] = self._lexical[name].scores_at(
                     question, candidates, focus_weight=self.settings.focus_weight)

@@ -6,7 +6,10 @@ and keyed ``gen << 40 | n``:
     <c>_meta           key "current": the committed generation
     <c>_dense          a sentence per row: row, start, end, duplicate key, cache keys, and its vector
     <c>_dense_context  a sentence per row: row, and its context vector
-    <c>_blobs          pieces of at most 65,535 bytes: the manifest, each document's record, text, pages, headings
+    <c>_blobs          pieces of at most 65,535 bytes: the manifest, each document's record, text, pages, headings,
+                       and the BM25 channels' term statistics
+    <c>_bm25           a sentence per row: row, and its BM25 term weights as a sparse vector (Milvus >= 2.4, Lite)
+    <c>_bm25_context   the same for its window (see qa/index/stores/milvus_lexical.py and the milvus_lexical setting)
 
 A save writes generation ``g + 1`` beside the committed ``g``, then publishes it with one upsert of
 ``current``; what a killed save left (``gen > g``) is deleted by the next save before it writes. See
@@ -36,11 +39,13 @@ from ..errors import (
     IndexWriteError,
     MissingDependencyError,
 )
-from ..lexical import channels
+from ..lexical import LexicalChannel, channels
 from .location import MilvusLocation
 from .manifest import manifest_mismatch
 from .storage import CONTEXT_VECTORS, VECTORS
+from .stores import milvus_lexical
 from .stores.milvus import GEN_SHIFT, MilvusStore, key
+from .stores.milvus_lexical import SPARSE_PARTS
 from .tables import WINDOW, _create_schema
 
 if TYPE_CHECKING:
@@ -189,7 +194,7 @@ def close(loc: MilvusLocation | str) -> None:
 
 
 def _names(loc: MilvusLocation) -> dict[str, str]:
-    return {part: f"{loc.collection}_{part}" for part in ("meta", *_PARTS)}
+    return {part: f"{loc.collection}_{part}" for part in ("meta", *_PARTS, *SPARSE_PARTS)}
 
 
 # ---------------------------------------------------------------------- schemas
@@ -211,6 +216,10 @@ def _create(c: Any, pymilvus: Any, name: str, part: str, dimension: int) -> None
                 schema.add_field(field, dt.INT64)
         schema.add_field("vec", dt.FLOAT_VECTOR, dim=dimension)
         params.add_index(field_name="vec", index_type="FLAT", metric_type="IP")
+    elif part in SPARSE_PARTS:
+        schema.add_field("row", dt.INT64)
+        schema.add_field("sp", dt.SPARSE_FLOAT_VECTOR)
+        params.add_index(field_name="sp", index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
     else:
         if part == "blobs":
             schema.add_field("kind", dt.VARCHAR, max_length=16)
@@ -257,8 +266,11 @@ def save(index: Index, loc: MilvusLocation) -> dict[str, Any]:
     c = client(loc)
     names = _names(loc)
     n, dim = len(index), index.dimension
+    sparse = milvus_lexical.use_sparse(loc, index.settings.milvus_lexical)  # before anything is written
     try:
         for part, name in names.items():
+            if part in SPARSE_PARTS and not sparse:
+                continue
             if not c.has_collection(name, timeout=READ_TIMEOUT):
                 _create(c, pymilvus, name, part, dim)
             elif part in ("dense", "dense_context") and _vector_dimension(c, name) != dim:
@@ -268,12 +280,14 @@ def save(index: Index, loc: MilvusLocation) -> dict[str, Any]:
                 )
         old = current_generation(loc)
         new = old + 1
-        for part in _PARTS:  # what a killed save left: never published, never read
+        parts = [*_PARTS, *(p for p in SPARSE_PARTS if sparse or c.has_collection(names[p], timeout=READ_TIMEOUT))]
+        for part in parts:  # what a killed save left: never published, never read
             c.delete(names[part], filter=f"gen > {old}", timeout=WRITE_TIMEOUT)
         _write_sentences(index, c, names, new, n, dim)
-        manifest = _manifest(index, loc, new)
-        _write_blobs(index, c, names["blobs"], new, manifest)
-        for part in _PARTS:
+        lexical = milvus_lexical.save_channels(c, names, index._lexical, new, WRITE_TIMEOUT) if sparse else {}
+        manifest = _manifest(index, loc, new, sparse=sparse)
+        _write_blobs(index, c, names["blobs"], new, manifest, lexical=lexical)
+        for part in parts:
             c.flush(names[part], timeout=WRITE_TIMEOUT)
         c.upsert(names["meta"], [{"key": "current", "gen": new, "v": [0.0, 0.0]}], timeout=WRITE_TIMEOUT)
         c.flush(names["meta"], timeout=WRITE_TIMEOUT)
@@ -285,7 +299,7 @@ def save(index: Index, loc: MilvusLocation) -> dict[str, Any]:
                               "Check the server and run the command again") from exc
     # The generation before last goes; the last one stays for readers that opened it a moment ago.
     try:
-        for part in _PARTS:
+        for part in parts:
             c.delete(names[part], filter=f"gen < {old}", timeout=WRITE_TIMEOUT)
     except pymilvus.MilvusException as exc:  # harmless: the next save deletes them
         log.warning("could not delete generation %d from %s yet (%s)", old - 1, loc, exc)
@@ -312,7 +326,7 @@ def _write_sentences(index: Index, c: Any, names: dict[str, str], gen: int, n: i
             timeout=WRITE_TIMEOUT)
 
 
-def _manifest(index: Index, loc: MilvusLocation, gen: int) -> dict[str, Any]:
+def _manifest(index: Index, loc: MilvusLocation, gen: int, *, sparse: bool) -> dict[str, Any]:
     manifest = {k: v for k, v in index.manifest.items() if k != "files"}
     manifest["channels"] = {name: dict(entry) for name, entry in manifest.get("channels", {}).items()}
     for name in ("dense", "dense_context"):
@@ -320,16 +334,19 @@ def _manifest(index: Index, loc: MilvusLocation, gen: int) -> dict[str, Any]:
         entry.pop("faiss", None)
         entry.pop("file", None)
         entry["milvus"] = f"{loc.collection}_{name}: FLAT IP"
-    for name in ("bm25", "bm25_context"):
+    for name in SPARSE_PARTS:
         entry = manifest["channels"].setdefault(name, {})
         entry.pop("file", None)
-        entry["milvus"] = "rebuilt at load from the documents' text"
+        entry["milvus"] = (f"{loc.collection}_{name}: SPARSE_INVERTED_INDEX IP (qa's BM25 term weights)" if sparse
+                           else "rebuilt at load from the documents' text")
+        entry["lexical"] = "milvus" if sparse else "local"
     manifest["location"] = str(loc)
     manifest["generation"] = gen
     return manifest
 
 
-def _write_blobs(index: Index, c: Any, name: str, gen: int, manifest: dict[str, Any]) -> None:
+def _write_blobs(index: Index, c: Any, name: str, gen: int, manifest: dict[str, Any], *,
+                lexical: dict[int, str] | None = None) -> None:
     pending: list[dict[str, Any]] = []
     written = 0
 
@@ -345,6 +362,8 @@ def _write_blobs(index: Index, c: Any, name: str, gen: int, manifest: dict[str, 
 
     # ASCII JSON: one character is one byte, so JSON_PIECE characters fit a VARCHAR's 65,535 bytes.
     put("manifest", 0, _pieces(json.dumps(manifest, ensure_ascii=True), JSON_PIECE))
+    for owner, stats in (lexical or {}).items():  # ASCII JSON, as the manifest
+        put("lexical", owner, _pieces(stats, JSON_PIECE))
     with index._db_lock:
         docs = index._db.execute("SELECT idx, doc_id, title, source, sha256, text, first_row, n_sentences "
                                  "FROM documents ORDER BY idx").fetchall()
@@ -447,8 +466,18 @@ def _load_generation(cls: type[Index], loc: MilvusLocation, s: Settings, gen: in
     doc_of = np.repeat(np.arange(n_docs), doc_rows[:, 1])
     sentences = [texts[d][a:b] for d, a, b in zip(doc_of.tolist(), table[:, 1].tolist(), table[:, 2].tolist(),
                                                    strict=True)]
-    bm25, bm25_context = channels(sentences, doc_of, [r["title"] for r in records], WINDOW)
     dim = int(manifest["model"]["dimension"])
+    bm25: LexicalChannel
+    bm25_context: LexicalChannel
+    if s.milvus_lexical != "local" and manifest["channels"]["bm25"].get("lexical") == "milvus":
+        try:
+            bm25, bm25_context = milvus_lexical.open_channels(
+                c, names, gen, {i: joined[("lexical", i)] for i in range(len(SPARSE_PARTS))}, READ_TIMEOUT)
+        except (KeyError, ValueError, pymilvus.MilvusException) as exc:
+            raise IndexCorruptError(f"index at {loc} (generation {gen}) has unreadable BM25 channels ({exc!r}); "
+                                    f"{hint}") from None
+    else:  # saved without sparse vectors (an older qa, a server before 2.4), or the setting asks for local
+        bm25, bm25_context = channels(sentences, doc_of, [r["title"] for r in records], WINDOW)
     # Named as FAISS names their files: saved to a folder, a Milvus store becomes that FAISS file.
     stores = {name: MilvusStore(c, names[name], gen=gen, dimension=dim, count=n, name=file, timeout=READ_TIMEOUT)
               for name, file in (("dense", VECTORS), ("dense_context", CONTEXT_VECTORS))}
