@@ -205,3 +205,9 @@ def test_an_index_on_the_server_answers_from_a_replica_as_faiss_does(server: Ser
         _same(fresh.search(q, k=10), after_remove.search(q, k=10))
     with pytest.raises(qa.QAError, match=f"unknown document id '{docs[0].doc_id}'"):
         after_remove.search(questions[0], docs=[docs[0].doc_id])
+
+
+def test_past_the_exact_limit_the_server_clusters_and_scores_stay_exact(server: Server) -> None:
+    from test_milvus import check_ivf_index
+
+    check_ivf_index(f"milvus:{server.uri}#ivf", proves_clusters=True)

@@ -39,6 +39,7 @@ from ..errors import (
 from ..lexical import channels
 from .location import MilvusLocation
 from .manifest import manifest_mismatch
+from .milvus_kinds import VectorIndex, fitted, from_manifest, refit
 from .storage import CONTEXT_VECTORS, VECTORS
 from .stores.milvus import GEN_SHIFT, MilvusStore, key
 from .tables import WINDOW, _create_schema
@@ -195,7 +196,7 @@ def _names(loc: MilvusLocation) -> dict[str, str]:
 # ---------------------------------------------------------------------- schemas
 
 
-def _create(c: Any, pymilvus: Any, name: str, part: str, dimension: int) -> None:
+def _create(c: Any, pymilvus: Any, name: str, part: str, dimension: int, vector: VectorIndex | None = None) -> None:
     dt = pymilvus.DataType
     schema = pymilvus.MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
     params = c.prepare_index_params()
@@ -210,7 +211,8 @@ def _create(c: Any, pymilvus: Any, name: str, part: str, dimension: int) -> None
             for field in ("start", "end", "dup", "key_text", "key_window"):
                 schema.add_field(field, dt.INT64)
         schema.add_field("vec", dt.FLOAT_VECTOR, dim=dimension)
-        params.add_index(field_name="vec", index_type="FLAT", metric_type="IP")
+        vector = vector or VectorIndex()
+        params.add_index(field_name="vec", index_type=vector.kind, metric_type="IP", params=vector.build_params())
     else:
         if part == "blobs":
             schema.add_field("kind", dt.VARCHAR, max_length=16)
@@ -257,21 +259,24 @@ def save(index: Index, loc: MilvusLocation) -> dict[str, Any]:
     c = client(loc)
     names = _names(loc)
     n, dim = len(index), index.dimension
+    vector = {part: fitted(n, index.settings, context=part == "dense_context") for part in ("dense", "dense_context")}
     try:
         for part, name in names.items():
             if not c.has_collection(name, timeout=READ_TIMEOUT):
-                _create(c, pymilvus, name, part, dim)
-            elif part in ("dense", "dense_context") and _vector_dimension(c, name) != dim:
+                _create(c, pymilvus, name, part, dim, vector.get(part))
+            elif part in vector and _vector_dimension(c, name) != dim:
                 raise IndexWriteError(
                     f"{loc} holds {_vector_dimension(c, name)}-d vectors in {name}; this index has {dim}-d ones "
                     f"({index.model}). Save it under another collection name (#NAME), or drop that collection"
                 )
+            elif part in vector:
+                refit(c, name, vector[part], timeout=WRITE_TIMEOUT)
         old = current_generation(loc)
         new = old + 1
         for part in _PARTS:  # what a killed save left: never published, never read
             c.delete(names[part], filter=f"gen > {old}", timeout=WRITE_TIMEOUT)
         _write_sentences(index, c, names, new, n, dim)
-        manifest = _manifest(index, loc, new)
+        manifest = _manifest(index, loc, new, vector)
         _write_blobs(index, c, names["blobs"], new, manifest)
         for part in _PARTS:
             c.flush(names[part], timeout=WRITE_TIMEOUT)
@@ -312,14 +317,15 @@ def _write_sentences(index: Index, c: Any, names: dict[str, str], gen: int, n: i
             timeout=WRITE_TIMEOUT)
 
 
-def _manifest(index: Index, loc: MilvusLocation, gen: int) -> dict[str, Any]:
+def _manifest(index: Index, loc: MilvusLocation, gen: int, vector: dict[str, VectorIndex]) -> dict[str, Any]:
     manifest = {k: v for k, v in index.manifest.items() if k != "files"}
     manifest["channels"] = {name: dict(entry) for name, entry in manifest.get("channels", {}).items()}
     for name in ("dense", "dense_context"):
         entry = manifest["channels"].setdefault(name, {})
         entry.pop("faiss", None)
         entry.pop("file", None)
-        entry["milvus"] = f"{loc.collection}_{name}: FLAT IP"
+        entry["milvus"] = f"{loc.collection}_{name}: {vector[name].describe()}"
+        entry["milvus_index"] = vector[name].manifest_entry()
     for name in ("bm25", "bm25_context"):
         entry = manifest["channels"].setdefault(name, {})
         entry.pop("file", None)
@@ -450,7 +456,8 @@ def _load_generation(cls: type[Index], loc: MilvusLocation, s: Settings, gen: in
     bm25, bm25_context = channels(sentences, doc_of, [r["title"] for r in records], WINDOW)
     dim = int(manifest["model"]["dimension"])
     # Named as FAISS names their files: saved to a folder, a Milvus store becomes that FAISS file.
-    stores = {name: MilvusStore(c, names[name], gen=gen, dimension=dim, count=n, name=file, timeout=READ_TIMEOUT)
+    stores = {name: MilvusStore(c, names[name], gen=gen, dimension=dim, count=n, name=file, timeout=READ_TIMEOUT,
+                                index=from_manifest(manifest["channels"].get(name, {}).get("milvus_index"), s))
               for name, file in (("dense", VECTORS), ("dense_context", CONTEXT_VECTORS))}
     index = cls(manifest=manifest, dense=stores["dense"], dense_context=stores["dense_context"], bm25=bm25,
                 bm25_context=bm25_context, db=db, path=None, settings=s, rows=table[:, 1:4].copy(),
