@@ -248,8 +248,50 @@ def _pieces(text: str, size: int) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
 
-def save(index: Index, loc: MilvusLocation) -> dict[str, Any]:
+def _fitted(n: int, settings: Settings) -> dict[str, VectorIndex]:
+    return {part: fitted(n, settings, context=part == "dense_context") for part in ("dense", "dense_context")}
+
+
+def _refused(loc: MilvusLocation, exc: Exception) -> IndexWriteError:
+    return IndexWriteError(f"could not save the index to {loc}: Milvus refused a write "
+                           f"({' '.join(str(exc).split())[:300]}); the index committed there is unchanged. "
+                           "Check the server and run the command again")
+
+
+def prepare(
+    loc: MilvusLocation, *, n: int, dim: int, settings: Settings, model: str
+) -> tuple[int, dict[str, VectorIndex]]:
+    """Make ``loc`` ready for generation ``g + 1`` of ``n`` ``dim``-d sentences: the collections created (or
+    checked, and their index fitted to ``n``), and what a killed save left (``gen > g``) deleted. Returns ``g``
+    (the committed generation) and each dense collection's :class:`~qa.index.milvus_kinds.VectorIndex`."""
+    pymilvus = _pymilvus(loc)
+    c = client(loc)
+    names = _names(loc)
+    vector = _fitted(n, settings)
+    try:
+        for part, name in names.items():
+            if not c.has_collection(name, timeout=READ_TIMEOUT):
+                _create(c, pymilvus, name, part, dim, vector.get(part))
+            elif part in vector and _vector_dimension(c, name) != dim:
+                raise IndexWriteError(
+                    f"{loc} holds {_vector_dimension(c, name)}-d vectors in {name}; this index has {dim}-d ones "
+                    f"({model}). Save it under another collection name (#NAME), or drop that collection"
+                )
+            elif part in vector:
+                refit(c, name, vector[part], timeout=WRITE_TIMEOUT)
+        old = current_generation(loc)
+        for part in _PARTS:  # what a killed save left: never published, never read
+            c.delete(names[part], filter=f"gen > {old}", timeout=WRITE_TIMEOUT)
+    except pymilvus.MilvusException as exc:
+        raise _refused(loc, exc) from exc
+    return old, vector
+
+
+def save(index: Index, loc: MilvusLocation, *, written: int | None = None) -> dict[str, Any]:
     """Write ``index`` to ``loc`` as a new generation and publish it; returns the manifest written.
+
+    ``written``: the generation whose sentence and context rows are already in place (written by Ray workers
+    after :func:`prepare`, :mod:`qa.index.milvus_write`): only the blobs are written here before publishing.
 
     Raises:
         IndexWriteError: the collections at ``loc`` hold vectors of another dimension, or Milvus refused a
@@ -259,23 +301,13 @@ def save(index: Index, loc: MilvusLocation) -> dict[str, Any]:
     c = client(loc)
     names = _names(loc)
     n, dim = len(index), index.dimension
-    vector = {part: fitted(n, index.settings, context=part == "dense_context") for part in ("dense", "dense_context")}
     try:
-        for part, name in names.items():
-            if not c.has_collection(name, timeout=READ_TIMEOUT):
-                _create(c, pymilvus, name, part, dim, vector.get(part))
-            elif part in vector and _vector_dimension(c, name) != dim:
-                raise IndexWriteError(
-                    f"{loc} holds {_vector_dimension(c, name)}-d vectors in {name}; this index has {dim}-d ones "
-                    f"({index.model}). Save it under another collection name (#NAME), or drop that collection"
-                )
-            elif part in vector:
-                refit(c, name, vector[part], timeout=WRITE_TIMEOUT)
-        old = current_generation(loc)
+        if written is None:
+            old, vector = prepare(loc, n=n, dim=dim, settings=index.settings, model=index.model)
+            _write_sentences(index, c, names, old + 1, n, dim)
+        else:
+            old, vector = written - 1, _fitted(n, index.settings)
         new = old + 1
-        for part in _PARTS:  # what a killed save left: never published, never read
-            c.delete(names[part], filter=f"gen > {old}", timeout=WRITE_TIMEOUT)
-        _write_sentences(index, c, names, new, n, dim)
         manifest = _manifest(index, loc, new, vector)
         _write_blobs(index, c, names["blobs"], new, manifest)
         for part in _PARTS:
@@ -285,9 +317,7 @@ def save(index: Index, loc: MilvusLocation) -> dict[str, Any]:
     except IndexWriteError:
         raise
     except pymilvus.MilvusException as exc:
-        raise IndexWriteError(f"could not save the index to {loc}: Milvus refused a write "
-                              f"({' '.join(str(exc).split())[:300]}); the index committed there is unchanged. "
-                              "Check the server and run the command again") from exc
+        raise _refused(loc, exc) from exc
     # The generation before last goes; the last one stays for readers that opened it a moment ago.
     try:
         for part in _PARTS:
