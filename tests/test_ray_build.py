@@ -81,14 +81,16 @@ def vectors(index: qa.Index, channel: str) -> np.ndarray:
     return index.vector_store(channel).vectors(np.arange(len(index)))
 
 
-def assert_same(built: qa.Index, reference: qa.Index) -> None:
-    """Bit-identical vectors in both dense channels, and the same passages with the same citations."""
+def assert_same(built: qa.Index, reference: qa.Index, *, score_tolerance: float = 0.0) -> None:
+    """Bit-identical vectors in both dense channels, and the same passages with the same citations and scores
+    (within ``score_tolerance``: Milvus takes the inner products itself, a float32 rounding apart from FAISS's)."""
     assert len(built) == len(reference)
     for channel in ("dense", "dense_context"):
         assert np.array_equal(vectors(built, channel), vectors(reference, channel)), channel
     for question in QUESTIONS:
-        got = [(p.doc_id, p.start, p.end, p.score) for p in built.search(question, k=5)]
-        assert got == [(p.doc_id, p.start, p.end, p.score) for p in reference.search(question, k=5)]
+        got, want = built.search(question, k=5), reference.search(question, k=5)
+        assert [(p.doc_id, p.start, p.end) for p in got] == [(p.doc_id, p.start, p.end) for p in want]
+        assert max(abs(a.score - b.score) for a, b in zip(got, want, strict=True)) <= score_tolerance
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +147,7 @@ def test_api_builds_on_ray_match_local_builds(
     if lite is not None:
         from qa.index import milvus
 
-        assert_same(qa.Index.load(lite), reference)
+        assert_same(qa.Index.load(lite), reference, score_tolerance=1e-5)
         milvus.close(lite)
     assert_same(qa.Index.load(tmp_path / "idx"), reference)
     assert_same(saved, reference)

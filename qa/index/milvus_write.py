@@ -91,11 +91,13 @@ class _EmbedAndWrite:
         out = self._embed(batch)
         rows, vectors = out["row"], out["vector"]
         if len(rows):
-            a, b = int(rows[0]), int(rows[-1]) + 1
-            assert np.array_equal(rows, np.arange(a, b)), "a call's texts are consecutive"
-            lo, hi = np.searchsorted(self._by_text, [a, b])
-            sentences = self._order[lo:hi]
-            texts = self._by_text[lo:hi] - a
+            held = np.argsort(rows, kind="stable")
+            ordered = rows[held]
+            lo, hi = np.searchsorted(self._by_text, [ordered[0], ordered[-1] + 1])
+            at = np.minimum(np.searchsorted(ordered, self._by_text[lo:hi]), len(ordered) - 1)
+            mine = ordered[at] == self._by_text[lo:hi]  # the sentences whose text this batch embedded
+            sentences = self._order[lo:hi][mine]
+            texts = held[at[mine]]  # where each one's vector is in the batch
             spans = self._table[sentences].tolist()
             data = [{"id": i, "gen": self._gen, "row": r, "start": t[0], "end": t[1], "dup": t[2],
                      "key_text": t[3], "key_window": t[4], "vec": vectors[j]}
