@@ -495,3 +495,81 @@ def test_vectors_of_another_dimension_are_refused_before_anything_is_written(loc
     with pytest.raises(qa.IndexWriteError, match=r"holds 8-d vectors .* under another collection name"):
         qa.Index.build([qa.Document("b", "B", "Birds sing.")], location)
     assert milvus.current_generation(loc) == 1
+
+
+# ---------------------------------------------------------------------- the index fitted to the size
+
+
+def ivf_corpus(n_docs: int = 20, per_doc: int = 150) -> tuple[list[qa.Document], np.ndarray, np.ndarray]:
+    """Documents of ``n_docs * per_doc`` sentences and random unit vectors for them and their titles (an IVF
+    index needs thousands of rows; the model would take minutes to embed them)."""
+    docs = [qa.Document(f"d{d}", f"Topic {d}", " ".join(f"Sentence {i} of part {d} is here." for i in range(per_doc)))
+            for d in range(n_docs)]
+    rng = np.random.default_rng(7)
+    vectors = rng.standard_normal((n_docs * per_doc + n_docs, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return docs, vectors[: n_docs * per_doc], vectors[n_docs * per_doc :]
+
+
+def check_ivf_index(location: str, *, proves_clusters: bool) -> None:
+    """Past a (small) ``exact_limit`` the sentence collection is IVF_FLAT with FAISS's lists, the manifest says so,
+    the index's vectors are stored bit for bit, and scoring given candidates returns every one with numpy's inner
+    product even when a search probes one list. ``proves_clusters``: also require that a one-list search misses some of
+    the true top 10 (the server builds the index; Milvus Lite 2.5 scans everything at these sizes)."""
+    from qa.config import get_settings
+    from qa.index import milvus
+    from qa.index.stores.faiss import default_nprobe, ivf_lists
+
+    docs, vectors, titles = ivf_corpus()
+    n = len(vectors)
+    settings = get_settings(exact_limit=500)
+    built = qa.Index.from_vectors(docs, vectors, title_vectors=titles, settings=settings)
+    # what is saved: the in-memory index's vectors (its FAISS IVF index holds them as 8-bit codes)
+    vectors = built.vector_store("dense").vectors(np.arange(n))
+    built.save(location)
+    loaded = qa.Index.load(location, settings=settings)
+    loc = parse_location(location)
+    described = milvus.client(loc).describe_index(f"{loc.collection}_dense", "vec")
+    nlist = ivf_lists(n)
+    assert (described["index_type"], int(described["nlist"])) == ("IVF_FLAT", nlist)
+    assert loaded.manifest["channels"]["dense"]["milvus_index"] == {"type": "IVF_FLAT", "metric": "IP",
+                                                                    "nlist": nlist, "nprobe": default_nprobe(nlist)}
+    assert loaded.manifest["channels"]["dense_context"]["milvus_index"]["type"] == "FLAT"  # it only scores
+    assert loaded.vector_store("dense").describe() == f"Milvus IVF_FLAT nlist={nlist} nprobe={default_nprobe(nlist)} IP"
+    stored = loaded.vector_store("dense").vectors(np.arange(n))
+    assert np.array_equal(stored, vectors)
+    one_list = qa.Index.load(location, settings=get_settings(exact_limit=500, nprobe=1))
+    store = one_list.vector_store("dense")
+    rng = np.random.default_rng(1)
+    queries = rng.standard_normal((8, 384)).astype(np.float32)
+    missed = 0
+    deadline = time.monotonic() + (90 if proves_clusters else 0)
+    for q in queries:
+        rows = rng.choice(n, 300, replace=False)
+        got = store.score(q, rows)
+        assert np.abs(got - vectors[rows] @ q).max() < 1e-5  # every candidate, exactly, under nprobe=1
+        truth = np.argsort(-(vectors @ q))[:10]
+        all_lists = loaded.vector_store("dense").search(q[None], 10)[0].rows  # the default nprobe
+        assert len(all_lists) == 10
+        while True:  # the server builds the index after the flush, in the background
+            found = store.search(q[None], 10)[0].rows
+            missed += 10 - len(np.intersect1d(found, truth))
+            if missed or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+    assert (missed > 0) == proves_clusters
+    context = loaded.vector_store("dense_context")
+    rows = np.arange(0, n, 7)
+    assert np.abs(context.score(queries[0], rows) - context.vectors(rows) @ queries[0]).max() < 1e-5
+    # a save at a size within the exact limit goes back to FLAT (the collection's index is rebuilt)
+    small = get_settings(exact_limit=100_000)
+    qa.Index.from_vectors(docs, vectors, title_vectors=titles, settings=small).save(location)  # FAISS flat: as given
+    assert milvus.client(loc).describe_index(f"{loc.collection}_dense", "vec")["index_type"] == "FLAT"
+    again = qa.Index.load(location, settings=small)
+    assert again.vector_store("dense").describe() == "Milvus FLAT IP"
+    assert np.array_equal(again.vector_store("dense").vectors(np.arange(n)), vectors)
+
+
+@needs_milvus
+def test_past_the_exact_limit_the_index_is_ivf_and_scores_stay_exact(location: str) -> None:
+    check_ivf_index(location, proves_clusters=False)

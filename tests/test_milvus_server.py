@@ -10,6 +10,7 @@ the test reaches it on 127.0.0.1 (docs/notes/milvus-ray.md section 6).
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -224,3 +226,43 @@ def test_an_index_on_the_server_answers_from_a_replica_as_faiss_does(
         _same(fresh.search(q, k=10), after_remove.search(q, k=10))
     with pytest.raises(qa.QAError, match=f"unknown document id '{docs[0].doc_id}'"):
         after_remove.search(questions[0], docs=[docs[0].doc_id])
+
+
+def test_past_the_exact_limit_the_server_clusters_and_scores_stay_exact(server: Server) -> None:
+    from test_milvus import check_ivf_index
+
+    check_ivf_index(f"milvus:{server.uri}#ivf", proves_clusters=True)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed: pip install 'qa[ray]'")
+def test_ray_workers_write_the_vectors_to_the_server_as_a_local_build_makes_them(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_ray_build import SOURCES, assert_same, started_with, wait_gone
+
+    from qa.index import milvus
+
+    location = f"milvus:{server.uri}#ray"
+    reference = qa.Index.build(SOURCES)  # FAISS, flat: the vectors exactly as the model made them
+    short = Path(tempfile.mkdtemp(prefix="qa-t-", dir="/tmp"))  # Ray's sockets live under it: a short path
+    try:
+        monkeypatch.setattr(tempfile, "tempdir", str(short))
+        monkeypatch.setenv("TMPDIR", str(short))  # marks the processes Ray starts
+
+        def driver_writes(*args: object) -> None:
+            raise AssertionError("the driver wrote the sentence rows: the workers should have")
+
+        monkeypatch.setattr(milvus, "_write_sentences", driver_writes)  # the workers are other processes
+        # what a killed build left: rows of the generation never published, which the build must delete first
+        loc = parse_location(location)
+        milvus.prepare(loc, n=1, dim=reference.dimension, settings=reference.settings, model=reference.model)
+        milvus.client(loc).insert("ray_dense", [{"id": (1 << 40) | 999, "gen": 1, "row": 999, "start": 0, "end": 1,
+                                                 "dup": 0, "key_text": 0, "key_window": 0,
+                                                 "vec": [0.0] * reference.dimension}])
+        built = qa.Index.build(SOURCES, location, ray="local")
+        assert wait_gone(short) == [] and not started_with(short)
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
+    assert str(built.location) == location and built.manifest["generation"] == 1
+    assert_same(built, reference, score_tolerance=1e-5)  # the index returned reads the vectors the workers wrote
+    assert_same(qa.Index.load(location), reference, score_tolerance=1e-5)

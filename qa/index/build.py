@@ -205,9 +205,16 @@ def assemble(
     settings: Settings,
     keys: np.ndarray,
     lexical: Future[tuple[Lexical, Lexical]],
+    *,
+    stores: tuple[Any, Any] | None = None,
+    tables: tuple[Any, np.ndarray, np.ndarray, list[str]] | None = None,
 ) -> Index:
     """The index over given sentence and context ``vectors`` (2n rows), ``keys`` (n x 2) and the BM25
-    channels being built (waited for last, so that building them overlaps with the rest)."""
+    channels being built (waited for last, so that building them overlaps with the rest).
+
+    ``stores``: the two dense stores, already holding the vectors (``vectors`` is then unused: a Ray build that
+    wrote them to Milvus, :mod:`qa.index.milvus_write`); ``tables``: :func:`~qa.index.tables._tables` of the
+    documents, already made."""
     n = len(sentences)
     # The context channel weighs a quarter of the sentence channel: 4-bit codes halve its memory at large
     # sizes for a score error of about 0.006 (x0.25 in the fused score). Past the exact size it only scores
@@ -226,9 +233,9 @@ def assemble(
 
     # FAISS releases the GIL: its k-means and codes are made while this thread fills the tables.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qa-faiss") as faiss_thread:
-        made = faiss_thread.submit(vector_indexes)
-        db, rows, doc_rows, shas = _tables(docs, spans_per_doc, sentences)
-        dense, dense_context = made.result()
+        made = faiss_thread.submit(vector_indexes) if stores is None else None
+        db, rows, doc_rows, shas = tables or _tables(docs, spans_per_doc, sentences)
+        dense, dense_context = made.result() if made is not None else stores  # type: ignore[misc]
     bm25, bm25_context = lexical.result()
     doc_entries = [{"doc_id": d.doc_id, "sha256": sha, "sentences": int(count)}
                    for d, sha, count in zip(docs, shas, doc_rows[:, 1].tolist(), strict=True)]

@@ -187,12 +187,13 @@ class Index(_Documents):
             from . import ray_build
 
             index, _ = ray_build.from_documents(cls, docs, settings=s, progress=progress,
-                                                spans_per_doc=spans_per_doc, address=address)
+                                                spans_per_doc=spans_per_doc, address=address,
+                                                location=_check_milvus(path) if is_location(path) else None)
         else:
             index, _ = cls._from_documents(docs, settings=s, progress=progress, spans_per_doc=spans_per_doc)
         if spans is not None:
             index.manifest["segmenter"] = {"name": "given"}
-        if path is not None:
+        if path is not None and index.location is None:  # a Ray build into a Milvus server saved it already
             index.save(path)
         return index
 

@@ -42,6 +42,7 @@ from ..errors import (
 from ..lexical import LexicalChannel, channels
 from .location import MilvusLocation
 from .manifest import manifest_mismatch
+from .milvus_kinds import VectorIndex, fitted, from_manifest, refit
 from .storage import CONTEXT_VECTORS, VECTORS
 from .stores import milvus_lexical
 from .stores.milvus import GEN_SHIFT, MilvusStore, key
@@ -200,7 +201,7 @@ def _names(loc: MilvusLocation) -> dict[str, str]:
 # ---------------------------------------------------------------------- schemas
 
 
-def _create(c: Any, pymilvus: Any, name: str, part: str, dimension: int) -> None:
+def _create(c: Any, pymilvus: Any, name: str, part: str, dimension: int, vector: VectorIndex | None = None) -> None:
     dt = pymilvus.DataType
     schema = pymilvus.MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
     params = c.prepare_index_params()
@@ -215,7 +216,8 @@ def _create(c: Any, pymilvus: Any, name: str, part: str, dimension: int) -> None
             for field in ("start", "end", "dup", "key_text", "key_window"):
                 schema.add_field(field, dt.INT64)
         schema.add_field("vec", dt.FLOAT_VECTOR, dim=dimension)
-        params.add_index(field_name="vec", index_type="FLAT", metric_type="IP")
+        vector = vector or VectorIndex()
+        params.add_index(field_name="vec", index_type=vector.kind, metric_type="IP", params=vector.build_params())
     elif part in SPARSE_PARTS:
         schema.add_field("row", dt.INT64)
         schema.add_field("sp", dt.SPARSE_FLOAT_VECTOR)
@@ -255,8 +257,54 @@ def _pieces(text: str, size: int) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
 
-def save(index: Index, loc: MilvusLocation) -> dict[str, Any]:
+def _fitted(n: int, settings: Settings) -> dict[str, VectorIndex]:
+    return {part: fitted(n, settings, context=part == "dense_context") for part in ("dense", "dense_context")}
+
+
+def _refused(loc: MilvusLocation, exc: Exception) -> IndexWriteError:
+    return IndexWriteError(f"could not save the index to {loc}: Milvus refused a write "
+                           f"({' '.join(str(exc).split())[:300]}); the index committed there is unchanged. "
+                           "Check the server and run the command again")
+
+
+def prepare(
+    loc: MilvusLocation, *, n: int, dim: int, settings: Settings, model: str
+) -> tuple[int, dict[str, VectorIndex]]:
+    """Make ``loc`` ready for generation ``g + 1`` of ``n`` ``dim``-d sentences: the collections created (or
+    checked, and their index fitted to ``n``), and what a killed save left (``gen > g``) deleted. Returns ``g``
+    (the committed generation) and each dense collection's :class:`~qa.index.milvus_kinds.VectorIndex`."""
+    pymilvus = _pymilvus(loc)
+    c = client(loc)
+    names = _names(loc)
+    vector = _fitted(n, settings)
+    sparse = milvus_lexical.use_sparse(loc, settings.milvus_lexical)  # refuses before anything is written
+    try:
+        for part, name in names.items():
+            if part in SPARSE_PARTS and not sparse:
+                continue
+            if not c.has_collection(name, timeout=READ_TIMEOUT):
+                _create(c, pymilvus, name, part, dim, vector.get(part))
+            elif part in vector and _vector_dimension(c, name) != dim:
+                raise IndexWriteError(
+                    f"{loc} holds {_vector_dimension(c, name)}-d vectors in {name}; this index has {dim}-d ones "
+                    f"({model}). Save it under another collection name (#NAME), or drop that collection"
+                )
+            elif part in vector:
+                refit(c, name, vector[part], timeout=WRITE_TIMEOUT)
+        old = current_generation(loc)
+        parts = [*_PARTS, *(p for p in SPARSE_PARTS if sparse or c.has_collection(names[p], timeout=READ_TIMEOUT))]
+        for part in parts:  # what a killed save left: never published, never read
+            c.delete(names[part], filter=f"gen > {old}", timeout=WRITE_TIMEOUT)
+    except pymilvus.MilvusException as exc:
+        raise _refused(loc, exc) from exc
+    return old, vector
+
+
+def save(index: Index, loc: MilvusLocation, *, written: int | None = None) -> dict[str, Any]:
     """Write ``index`` to ``loc`` as a new generation and publish it; returns the manifest written.
+
+    ``written``: the generation whose sentence and context rows are already in place (written by Ray workers
+    after :func:`prepare`, :mod:`qa.index.milvus_write`): only the blobs are written here before publishing.
 
     Raises:
         IndexWriteError: the collections at ``loc`` hold vectors of another dimension, or Milvus refused a
@@ -268,24 +316,15 @@ def save(index: Index, loc: MilvusLocation) -> dict[str, Any]:
     n, dim = len(index), index.dimension
     sparse = milvus_lexical.use_sparse(loc, index.settings.milvus_lexical)  # before anything is written
     try:
-        for part, name in names.items():
-            if part in SPARSE_PARTS and not sparse:
-                continue
-            if not c.has_collection(name, timeout=READ_TIMEOUT):
-                _create(c, pymilvus, name, part, dim)
-            elif part in ("dense", "dense_context") and _vector_dimension(c, name) != dim:
-                raise IndexWriteError(
-                    f"{loc} holds {_vector_dimension(c, name)}-d vectors in {name}; this index has {dim}-d ones "
-                    f"({index.model}). Save it under another collection name (#NAME), or drop that collection"
-                )
-        old = current_generation(loc)
+        if written is None:
+            old, vector = prepare(loc, n=n, dim=dim, settings=index.settings, model=index.model)
+            _write_sentences(index, c, names, old + 1, n, dim)
+        else:
+            old, vector = written - 1, _fitted(n, index.settings)
         new = old + 1
         parts = [*_PARTS, *(p for p in SPARSE_PARTS if sparse or c.has_collection(names[p], timeout=READ_TIMEOUT))]
-        for part in parts:  # what a killed save left: never published, never read
-            c.delete(names[part], filter=f"gen > {old}", timeout=WRITE_TIMEOUT)
-        _write_sentences(index, c, names, new, n, dim)
         lexical = milvus_lexical.save_channels(c, names, index._lexical, new, WRITE_TIMEOUT) if sparse else {}
-        manifest = _manifest(index, loc, new, sparse=sparse)
+        manifest = _manifest(index, loc, new, vector, sparse=sparse)
         _write_blobs(index, c, names["blobs"], new, manifest, lexical=lexical)
         for part in parts:
             c.flush(names[part], timeout=WRITE_TIMEOUT)
@@ -294,9 +333,7 @@ def save(index: Index, loc: MilvusLocation) -> dict[str, Any]:
     except IndexWriteError:
         raise
     except pymilvus.MilvusException as exc:
-        raise IndexWriteError(f"could not save the index to {loc}: Milvus refused a write "
-                              f"({' '.join(str(exc).split())[:300]}); the index committed there is unchanged. "
-                              "Check the server and run the command again") from exc
+        raise _refused(loc, exc) from exc
     # The generation before last goes; the last one stays for readers that opened it a moment ago.
     try:
         for part in parts:
@@ -326,14 +363,17 @@ def _write_sentences(index: Index, c: Any, names: dict[str, str], gen: int, n: i
             timeout=WRITE_TIMEOUT)
 
 
-def _manifest(index: Index, loc: MilvusLocation, gen: int, *, sparse: bool) -> dict[str, Any]:
+def _manifest(
+    index: Index, loc: MilvusLocation, gen: int, vector: dict[str, VectorIndex], *, sparse: bool
+) -> dict[str, Any]:
     manifest = {k: v for k, v in index.manifest.items() if k != "files"}
     manifest["channels"] = {name: dict(entry) for name, entry in manifest.get("channels", {}).items()}
     for name in ("dense", "dense_context"):
         entry = manifest["channels"].setdefault(name, {})
         entry.pop("faiss", None)
         entry.pop("file", None)
-        entry["milvus"] = f"{loc.collection}_{name}: FLAT IP"
+        entry["milvus"] = f"{loc.collection}_{name}: {vector[name].describe()}"
+        entry["milvus_index"] = vector[name].manifest_entry()
     for name in SPARSE_PARTS:
         entry = manifest["channels"].setdefault(name, {})
         entry.pop("file", None)
@@ -479,7 +519,8 @@ def _load_generation(cls: type[Index], loc: MilvusLocation, s: Settings, gen: in
     else:  # saved without sparse vectors (an older qa, a server before 2.4), or the setting asks for local
         bm25, bm25_context = channels(sentences, doc_of, [r["title"] for r in records], WINDOW)
     # Named as FAISS names their files: saved to a folder, a Milvus store becomes that FAISS file.
-    stores = {name: MilvusStore(c, names[name], gen=gen, dimension=dim, count=n, name=file, timeout=READ_TIMEOUT)
+    stores = {name: MilvusStore(c, names[name], gen=gen, dimension=dim, count=n, name=file, timeout=READ_TIMEOUT,
+                                index=from_manifest(manifest["channels"].get(name, {}).get("milvus_index"), s))
               for name, file in (("dense", VECTORS), ("dense_context", CONTEXT_VECTORS))}
     index = cls(manifest=manifest, dense=stores["dense"], dense_context=stores["dense_context"], bm25=bm25,
                 bm25_context=bm25_context, db=db, path=None, settings=s, rows=table[:, 1:4].copy(),

@@ -43,6 +43,7 @@ from .tables import _sentence_texts
 
 if TYPE_CHECKING:
     from .index import Index
+    from .location import MilvusLocation
 
 __all__ = [
     "RayConnectError", "RayUnavailableError", "TextPlan", "embed_batches", "encoded_dataset", "from_documents", "plan",
@@ -272,8 +273,13 @@ def encoded_dataset(
     *,
     settings: Settings,
     actors: int | None = None,
+    actor: type | None = None,
+    actor_args: tuple[Any, ...] | None = None,
 ) -> Any:
     """The lazy Ray Dataset of ``texts`` embedded one model call per range of ``calls`` on an actor pool.
+
+    ``actor`` and ``actor_args``: another callable class to run on the pool and its constructor's arguments
+    (one that embeds and also writes, :mod:`qa.index.milvus_write`); by default the encoder alone.
 
     Its rows are ``{"row": int64, "vector": float32[dimension]}`` (``row`` indexes ``texts``), in order of
     ``calls``. Nothing runs until it is read (:func:`embed_batches` reads it on the driver); a store that
@@ -296,8 +302,8 @@ def encoded_dataset(
     items = [{"start": a, "texts": list(texts[a:b])} for a, b in calls]
     dataset = ray.data.from_items(items, override_num_blocks=len(items))  # a block per call: all actors work
     return dataset.map_batches(
-        _Embed,
-        fn_constructor_args=(replace(settings, auth=None),),
+        actor or _Embed,
+        fn_constructor_args=actor_args or (replace(settings, auth=None),),
         batch_size=1,
         batch_format="numpy",
         num_cpus=1,
@@ -366,9 +372,14 @@ def from_documents(
     spans_per_doc: Sequence[Sequence[tuple[int, int]]] | None,
     address: str,
     actors: int | None = None,
+    location: MilvusLocation | None = None,
 ) -> tuple[Index, int]:
     """:func:`qa.index.build.from_documents` (without a cache) with the model run on Ray; returns
-    (index, texts embedded)."""
+    (index, texts embedded).
+
+    ``location``: the Milvus location the index goes to. On a server the workers write the vectors there
+    themselves and the index comes back saved (its ``location`` set, :mod:`qa.index.milvus_write`); a Milvus
+    Lite file opens in one process only, so there the vectors come back to this process, which saves them."""
     from ..embedding import get_encoder, show_progress
 
     if not isinstance(address, str) or not address.strip():
@@ -378,6 +389,19 @@ def from_documents(
     if address != "local":
         _check_reachable(address)
     encoder = get_encoder(settings)  # a missing model or export fails before Ray starts
+    if location is not None:
+        from . import milvus_write
+
+        if milvus_write.writes_directly(location):
+            started = time.perf_counter()
+            with ray_session(address):
+                index = milvus_write.build(cls, docs, location, settings=replace(settings, auth=None),
+                                           spans_per_doc=spans_per_doc, actors=actors)
+            log.info("built %d sentences on Ray (%s) into %s in %.1f s", len(index), address, location,
+                     time.perf_counter() - started)
+            return index, len(plan(docs, spans_per_doc).texts)
+        log.info("%s is a Milvus Lite file, which one process opens at a time: the Ray workers send their "
+                 "vectors back and this process writes them (a Milvus server lets the workers write)", location)
     the_plan = plan(docs, spans_per_doc)
     vectors = np.zeros((len(the_plan.texts), encoder.dimension), dtype=np.float32)
     show = settings.progress if progress is None else progress

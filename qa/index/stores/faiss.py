@@ -17,7 +17,7 @@ from .base import Hits
 if TYPE_CHECKING:
     import faiss
 
-__all__ = ["FaissStore", "default_nprobe", "describe", "set_nprobe", "vector_index"]
+__all__ = ["FaissStore", "default_nprobe", "describe", "ivf_lists", "set_nprobe", "vector_index"]
 
 
 class FaissStore:
@@ -189,8 +189,7 @@ def vector_index(
     # vectors whatever the number of lists (nprobe = lists / 16). On 1M synthetic vectors 1,000 lists train
     # and add in 12 s for recall@10 0.973, 4,000 in 72 s for 0.980; on 100k real ones 316 lists (1.8 s) and
     # 1,264 (11.9 s) both give 0.976. Only near-uniform data needs the finer lists (tests/test_index.py).
-    root = np.sqrt(max(n, 1))
-    nlist = int(min(65536, max(16, min(4 * root, max(1024, root)))))
+    nlist = ivf_lists(n)
     quantizer = faiss.IndexFlatIP(dim)
     ivf = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, qtypes[bits], faiss.METRIC_INNER_PRODUCT)
     # k-means needs a few dozen points a list to be stable; more points and iterations only slow the build.
@@ -201,6 +200,17 @@ def vector_index(
     ivf.make_direct_map()  # lets reconstruct_batch find a vector by row, to score candidates
     ivf.nprobe = default_nprobe(nlist)
     return ivf
+
+
+def ivf_lists(n: int) -> int:
+    """Inverted lists for ``n`` vectors: 4·√n, at least 16, at most 1,024 up to a million vectors (√n beyond).
+
+    Example:
+        >>> ivf_lists(10_000), ivf_lists(100_000), ivf_lists(4_000_000)
+        (400, 1024, 2000)
+    """
+    root = np.sqrt(max(n, 1))
+    return int(min(65536, max(16, min(4 * root, max(1024, root)))))
 
 
 def default_nprobe(nlist: int) -> int:

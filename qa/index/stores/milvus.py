@@ -1,7 +1,8 @@
 """The Milvus vector store: one dense channel's vectors in a Milvus collection, one generation of them.
 
 Rows are the index's sentence rows; each is stored under the primary key ``gen << 40 | row`` with a ``gen`` and
-a ``row`` field and the vector in ``vec`` (FLAT, inner product: exact scores). Every search and read filters on
+a ``row`` field and the vector in ``vec`` (inner product; FLAT, or IVF_FLAT past the exact size:
+:mod:`qa.index.milvus_kinds`). Every search and read filters on
 the generation the index was opened at (``docs/notes/milvus-design.md``). pymilvus is imported by the caller
 (:mod:`qa.index.milvus`), never at qa's import.
 """
@@ -13,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..milvus_kinds import VectorIndex
 from .base import Hits
 
 __all__ = ["GEN_SHIFT", "MAX_TOPK", "MilvusStore", "key", "row_ranges"]
@@ -23,6 +25,10 @@ GEN_SHIFT = 40
 MAX_TOPK = 16_384
 #: Primary keys asked for in one ``get`` (the expression Milvus parses grows with them).
 _GET_BATCH = 1_000
+#: The largest nprobe Milvus takes: scoring given candidates probes every list (Milvus caps it at the lists), so
+#: an IVF_FLAT index returns each with its exact inner product. With the index's own nprobe a search of 300 given
+#: rows of 20k (64 lists) missed 98% of them on the 2.3.5 server.
+_EVERY_LIST = 65_536
 
 
 def key(gen: int, rows: np.ndarray) -> np.ndarray:
@@ -62,8 +68,10 @@ class MilvusStore:
     """
 
     def __init__(self, client: Any, collection: str, *, gen: int, dimension: int, count: int, name: str,
-                 timeout: int = 60) -> None:
+                 timeout: int = 60, index: VectorIndex | None = None) -> None:
         self.client = client
+        self.index = index or VectorIndex()
+        """The collection's Milvus index (as the manifest of generation ``gen`` records it) and search nprobe."""
         self.collection = collection
         self.gen = int(gen)
         self.dimension = int(dimension)
@@ -78,7 +86,7 @@ class MilvusStore:
         return self._count
 
     def describe(self) -> str:
-        return "Milvus FLAT IP"
+        return f"Milvus {self.index.describe()}"
 
     def add(self, vectors: np.ndarray, rows: np.ndarray) -> None:
         vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dimension)
@@ -112,7 +120,8 @@ class MilvusStore:
             return out
         expr = f"gen == {self.gen}" + ("" if allowed is None else f" and {row_ranges(allowed)}")
         found = self.client.search(self.collection, data=[q.tolist() for q in queries], anns_field="vec",
-                                   filter=expr, limit=int(k), search_params={"metric_type": "IP", "params": {}},
+                                   filter=expr, limit=int(k),
+                                   search_params={"metric_type": "IP", "params": self.index.search_params()},
                                    **self._strong)
         mask = np.int64((1 << GEN_SHIFT) - 1)
         return [Hits(np.array([h["id"] for h in hits], dtype=np.int64) & mask,
@@ -135,9 +144,9 @@ class MilvusStore:
         return got[np.searchsorted(unique, rows)]
 
     def score(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """The inner products, computed by Milvus: a FLAT search limited to exactly ``rows`` (by primary key)
-        returns each of them with its exact score, and moves no vectors (fetching them and taking the products
-        here took several times as long)."""
+        """The inner products, computed by Milvus: a search limited to exactly ``rows`` (by primary key) that
+        probes every list (FLAT ignores the nprobe) returns each of them with its exact score, and moves no vectors
+        (fetching them and taking the products here took several times as long)."""
         query = np.asarray(query, dtype=np.float32).reshape(-1)
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
         unique = np.unique(rows)
@@ -148,7 +157,8 @@ class MilvusStore:
         ids = key(self.gen, unique).tolist()
         found = self.client.search(self.collection, data=[query.tolist()], anns_field="vec",
                                    filter=f"id in {ids}", limit=len(ids),
-                                   search_params={"metric_type": "IP", "params": {}}, **self._strong)[0]
+                                   search_params={"metric_type": "IP", "params": {"nprobe": _EVERY_LIST}},
+                                   **self._strong)[0]
         scores = np.full(len(unique), np.nan, dtype=np.float32)
         mask = (1 << GEN_SHIFT) - 1
         for hit in found:
