@@ -149,3 +149,20 @@ def test_a_question_profile_gives_the_same_features_as_the_question_text() -> No
         profile = question_profile(question)
         assert np.array_equal(features(profile, scores, texts), features(question, scores, texts))
         assert [answer_cues(profile, t) for t in texts] == [answer_cues(question, t) for t in texts]
+
+
+@pytest.mark.parametrize(("question", "text", "expected"), [
+    ("How many troops stayed?", "About 2,500 troops stayed.", (1.0, 1.0)),
+    ("How many troops stayed in 2021?", "In 2021 the troops stayed.", (0.0, 0.0)),  # its only number is the question's
+    ("When did the talks start?", "The talks started in March 2019.", (1.0, 0.0)),
+    ("When did the 2019 talks start?", "The 2019 talks started.", (0.0, 0.0)),
+    ("Who met Trump?", "The envoy, Gentry Beach, met Trump.", (1.0, 0.0)),
+    ("Who met Trump?", "Officials met Trump.", (0.0, 0.0)),  # the only name is the question's
+    ("Why did it end?", "It ended in 2021 with Trump.", (0.0, 0.0)),  # no cue for why
+])
+def test_the_thing_asked_for_counts_only_when_the_sentence_adds_it(question: str, text: str,
+                                                                   expected: tuple[float, float]) -> None:
+    from qa.scoring import CHANNELS
+
+    x = features(question, {c: np.array([0.5]) for c in CHANNELS}, [text])
+    assert (x[0, FEATURES.index("cue_new")], x[0, FEATURES.index("num_noun")]) == expected

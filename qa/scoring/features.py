@@ -4,7 +4,8 @@ A question's candidates come with the four channels' scores (:data:`CHANNELS`, e
 cosine similarity, or BM25 as a share of the most a sentence could score for the question) and their
 sentence texts. :func:`features` turns them into one row of :data:`FEATURES` per candidate: each channel's
 score, its distance to the best candidate's and its log rank; the question's profile (how well anything
-matches at all); answer-type cues; sentence length and label shape. Nothing about a sentence's position in
+matches at all); answer-type cues (and whether the thing asked for is in the sentence and new to the question);
+sentence length and label shape. Nothing about a sentence's position in
 its document or the document's length is used: those say more about how a data set was made than about
 whether a sentence answers.
 
@@ -34,6 +35,7 @@ __all__ = [
     "answer_cues",
     "features",
     "is_label",
+    "new_cue",
     "question_profile",
     "question_type",
 ]
@@ -60,6 +62,10 @@ FEATURES: tuple[str, ...] = (
     "s_loglen",
     "s_label",
     *_CUES,
+    # The thing asked for is in the sentence and not already in the question: a date/number/name the question
+    # lacks ("cue_new"); for how many/much, a number followed by a word of the question's focus ("2,500 troops").
+    "cue_new",
+    "num_noun",
     # Interactions that let a linear model trust meaning more when the question shares few words with anything.
     "dense_x_lexgap",
     "bm25_x_lex",
@@ -76,6 +82,19 @@ _NUMBER = re.compile(
 )
 # A capitalised word that does not start the text or a sentence: a name, roughly.
 _NAME = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-z]+")
+# Number words for "cue_new" (a few more than _NUMBER) and a number with up to three words after it.
+_NUMBER_WORDS = re.compile(
+    r"\b\d[\d,.]*\b|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|hundred|thousand|million|billion"
+    r"|dozen)\b", re.I
+)
+_NUMBER_NOUN = re.compile(
+    r"\b(?:\d[\d,.]*|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred"
+    r"|thousand|million|billion|dozens?)((?:\s+[\w-]+){1,3})", re.I
+)
+#: Words of a question that say what kind of thing it asks, not what about: never its focus or new content.
+_ASKING = ("who", "what", "when", "where", "which", "why", "how", "whose", "whom", "many", "much", "is", "are", "was",
+           "were", "be", "been", "being", "am", "do", "does", "did", "has", "have", "had", "can", "could", "will",
+           "would", "shall", "should", "may", "might", "must")
 _FINAL = re.compile(r"[.!?][\'\")\]]*$")
 _NUMBERED_HEADING = re.compile(r"^(\d+(\.\d+)*\.?|[IVXLC]+\.|[A-Z]\.)\s+[A-Z][A-Z\s&,'-]*\.?$")
 _LOWER = re.compile(r"[a-z]")
@@ -136,12 +155,17 @@ class QuestionProfile:
         n_words: how many words (``\\w+`` runs) it has.
         cue: the one answer-type cue (of ``when_date``, ``howmany_num``, ``who_name``, ``where_name``) its type
             switches on, or ``None``.
+        words: its words (``\\w+`` runs), lower-cased: what a sentence's date, number or name must not be to
+            count as new (``cue_new``).
+        focus: the stems of its focus words (:func:`qa.lexical.focus_words`, without question words).
     """
 
     text: str
     type: str
     n_words: int
     cue: str | None
+    words: frozenset[str] = frozenset()
+    focus: frozenset[str] = frozenset()
 
 
 def question_profile(question: str) -> QuestionProfile:
@@ -153,8 +177,50 @@ def question_profile(question: str) -> QuestionProfile:
         >>> p.type, p.n_words, p.cue
         ('how many', 4, 'howmany_num')
     """
+    from ..lexical import _term, focus_words
+
     t = question_type(question)
-    return QuestionProfile(question, t, len(_WORD.findall(question)), _CUE_OF_TYPE.get(t))
+    asking = {_term(w) for w in _ASKING}
+    focus = frozenset(_term(w) for w in focus_words(question)) - asking
+    return QuestionProfile(question, t, len(_WORD.findall(question)), _CUE_OF_TYPE.get(t),
+                           frozenset(_WORD.findall(question.lower())), focus)
+
+
+def new_cue(profile: QuestionProfile, text: str) -> tuple[float, float]:
+    """``(cue_new, num_noun)`` of ``text`` for the question of ``profile``.
+
+    ``cue_new``: the sentence holds the kind of thing asked for that the question does not already hold (a year or
+    month for when, a number for how many/much, a capitalised name for who/where). ``num_noun``: for how many/much
+    with a focus, a number (not in the question) followed within three words by a focus word.
+
+    Example:
+        >>> from qa.scoring.features import new_cue, question_profile
+        >>> q = question_profile("How many troops stayed in 2021?")
+        >>> new_cue(q, "About 2,500 troops stayed."), new_cue(q, "In 2021 they stayed.")
+        ((1.0, 1.0), (0.0, 0.0))
+        >>> who = question_profile("Who met Trump?")
+        >>> new_cue(who, "He met Trump."), new_cue(who, "The envoy, Mr Beach, met Trump.")
+        ((0.0, 0.0), (1.0, 0.0))
+    """
+    from ..lexical import _term
+
+    cue, asked = profile.cue, profile.words
+    if cue == "when_date":
+        found = {m.group(0).lower() for m in _YEAR.finditer(text)} | {m.group(0).lower() for m in _MONTH.finditer(text)}
+        return float(bool(found - asked)), 0.0
+    if cue == "howmany_num":
+        found = {m.group(0).lower() for m in _NUMBER_WORDS.finditer(text)}
+        noun = 0.0
+        if profile.focus:
+            for m in _NUMBER_NOUN.finditer(text):
+                if m.group(0).split()[0].lower() not in asked and {
+                        _term(w.lower()) for w in m.group(1).split()} & profile.focus:
+                    noun = 1.0
+                    break
+        return float(bool(found - asked)), noun
+    if cue in ("who_name", "where_name"):
+        return float(bool({m.group(0).lower() for m in _NAME.finditer(text)} - asked)), 0.0
+    return 0.0, 0.0
 
 
 def question_type(question: str) -> str:
@@ -252,6 +318,10 @@ def features(
     if profile.cue is not None:
         test = _CUE_TESTS[profile.cue]
         cols[profile.cue] = np.array([float(test(t)) for t in texts])
+        new = np.array([new_cue(profile, t) for t in texts], dtype=np.float64)
+        cols["cue_new"], cols["num_noun"] = new[:, 0], new[:, 1]
+    else:
+        cols["cue_new"] = cols["num_noun"] = np.zeros(n)
     gap = 1.0 - max_bm25
     cols["dense_x_lexgap"] = s["dense"] * gap
     cols["bm25_x_lex"] = s["bm25"] * max_bm25
