@@ -29,6 +29,15 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Longest wait for a child app to load the model and answer (a bound for a busy machine, not a benchmark).
 STARTUP_TIMEOUT_S = 300.0
 
+#: Files that mostly wait (servers starting, Ray, threads racing a build) go first: with ``-n 2 --dist
+#: loadfile`` (pyproject's addopts) one worker takes them while the other runs everything else.
+_FIRST = ("test_milvus_server.py", "test_ray_build.py", "test_encoder_concurrency.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(_FIRST)))
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_index_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
