@@ -4,7 +4,7 @@ Rows are the index's sentence rows; each is stored under the primary key ``gen <
 a ``row`` field and the vector in ``vec`` (inner product; FLAT, or IVF_FLAT past the exact size:
 :mod:`qa.index.milvus_kinds`). Every search and read filters on
 the generation the index was opened at (``docs/notes/milvus-design.md``). pymilvus is imported by the caller
-(:mod:`qa.index.milvus`), never at qa's import.
+(:mod:`qa.index.milvus_client`), never at qa's import.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ rounding), and dividing by the same ceiling gives its normalised score.
 A Milvus search returns only its best rows (``complete`` is False): :meth:`MilvusLexical.propose` gives the best
 ``k``, and :meth:`MilvusLexical.scores_at` the exact scores of given rows, as ``MilvusStore.score`` does for the
 dense channels. Sparse vectors need Milvus 2.4 or later (Lite 2.5 has them): :func:`use_sparse` decides, from the
-``milvus_lexical`` setting. pymilvus is never imported here: the client comes from :mod:`qa.index.milvus`.
+``milvus_lexical`` setting. pymilvus is never imported here: the client comes from :mod:`qa.index.milvus_client`.
 """
 
 from __future__ import annotations
