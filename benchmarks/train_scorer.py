@@ -73,6 +73,8 @@ MODELS = {
               "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"),
 }
 RW = ROOT / "benchmarks" / "data" / "reworded"
+#: The reworded question files (answerable and near-topic unanswerable, by hand; see their README).
+REWORDED = tuple(RW / f for f in ("answerable.jsonl", "unanswerable.jsonl"))
 
 
 def _shared() -> Path:
@@ -89,8 +91,7 @@ TRAIN_FILES = {
     "seed/article.txt": ROOT / "qa" / "data" / "article.txt",
     "seed/questions.jsonl": SHARED / "seed" / "questions.jsonl",
     "seed/paraphrase.jsonl": SHARED / "seed" / "paraphrase.jsonl",
-    "reworded/answerable.jsonl": RW / "answerable.jsonl",
-    "reworded/unanswerable.jsonl": RW / "unanswerable.jsonl",
+    **{f"reworded/{p.name}": p for p in REWORDED},
 }
 EVAL_FILES = {
     "wikiqa_dev/docs.jsonl": SHARED / "wikiqa_dev" / "docs.jsonl",
@@ -131,45 +132,81 @@ def _gather_set(index: qa.Index, questions: Sequence[EvalQuestion], groups: Sequ
     return out
 
 
-def gather_all(cache: Path) -> dict[str, list[dict[str, Any]]]:
-    """Every set's gathered questions, from the cache when its key matches."""
+def _key(files: dict[str, Path], **extra: Any) -> str:
+    """A cache key: the files' SHA-256 and the model settings the candidates depend on."""
     s = qa.get_settings()
-    key = hashlib.sha256(json.dumps({
-        "files": {k: sha256(p) for k, p in {**TRAIN_FILES, **EVAL_FILES}.items()},
-        "model": s.model, "backend": s.effective_backend, "focus": s.focus_weight, "seed": SEED, "version": 2,
+    return hashlib.sha256(json.dumps({
+        "files": {k: sha256(p) for k, p in files.items()}, "model": s.model, "backend": s.effective_backend,
+        "focus": s.focus_weight, "seed": SEED, "version": 3, **extra,
     }, sort_keys=True).encode()).hexdigest()[:16]
-    path = cache / f"candidates-{key}.json"
+
+
+def _cached_index(cache: Path, name: str, docs: Path) -> qa.Index:
+    """The index of ``docs`` built with the current settings, saved under ``cache`` and reused (the mpnet build
+    of the SQuAD paragraphs takes about 10 minutes)."""
+    where = cache / f"index-{name}-{_key({name: docs})}"
+    if where.is_dir():
+        return qa.Index.load(where)
+    index = qa.Index.build([docs], progress=False)
+    index.save(where)
+    return index
+
+
+def _cached(cache: Path, name: str, files: dict[str, Path], make: Callable[[], list[dict[str, Any]]]
+            ) -> list[dict[str, Any]]:
+    """One set's gathered questions, from ``cache`` when the key of its files and settings matches."""
+    path = cache / f"candidates-{name}-{_key(files)}.json"
     if path.is_file():
-        print(f"candidates from cache {path}", flush=True)
+        print(f"{name}: candidates from cache {path}", flush=True)
         return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    t0 = time.perf_counter()
+    out = make()
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(out), encoding="utf-8")
+    tmp.replace(path)
+    print(f"{name}: {len(out)} questions gathered in {time.perf_counter() - t0:.0f} s", flush=True)
+    return out
+
+
+def _records(files: Sequence[Path]) -> list[dict[str, Any]]:
+    return [json.loads(line) for f in files for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def gather_all(cache: Path) -> dict[str, list[dict[str, Any]]]:
+    """Every set's gathered questions; each set is cached on its own (a new question file re-gathers only its set),
+    and so are the indexes."""
     cache.mkdir(parents=True, exist_ok=True)
     sets: dict[str, list[dict[str, Any]]] = {}
-    squad_index = qa.Index.build([TRAIN_FILES["squad/docs.jsonl"]], progress=False)
-    squad_q = load_questions(TRAIN_FILES["squad/questions.jsonl"])
+    squad_docs = TRAIN_FILES["squad/docs.jsonl"]
+    squad: list[qa.Index] = []
+
+    def squad_index() -> qa.Index:
+        if not squad:
+            squad.append(_cached_index(cache, "squad", squad_docs))
+        return squad[0]
+
     article = lambda doc_id: f"squad-{int(doc_id[1:3]):02d}"  # noqa: E731 - "aNN-pMMM": article NN
-    sets["squad"] = _gather_set(squad_index, squad_q, [article(q.doc_id or "") for q in squad_q])
-    print("squad gathered", len(sets["squad"]), flush=True)
+    squad_files = {k: TRAIN_FILES[k] for k in ("squad/docs.jsonl", "squad/questions.jsonl")}
+    squad_q = load_questions(TRAIN_FILES["squad/questions.jsonl"])
+    sets["squad"] = _cached(cache, "squad", squad_files, lambda: _gather_set(
+        squad_index(), squad_q, [article(q.doc_id or "") for q in squad_q]))
     order = np.random.default_rng(SEED).permutation(len(squad_q))
     masked_q = [squad_q[i] for i in sorted(order[: len(squad_q) // MASKED_SHARE].tolist())]
-    sets["squad_masked"] = _gather_set(squad_index, masked_q, [article(q.doc_id or "") for q in masked_q],
-                                       masked=True)
-    print("squad_masked gathered", len(sets["squad_masked"]), flush=True)
-    rw_raw = [json.loads(line) for f in ("answerable.jsonl", "unanswerable.jsonl")
-              for line in (RW / f).read_text(encoding="utf-8").splitlines() if line.strip()]
-    rw_q = load_questions(RW / "answerable.jsonl") + load_questions(RW / "unanswerable.jsonl")
-    sets["reworded"] = _gather_set(squad_index, rw_q, [f"squad-{int(r['article']):02d}" for r in rw_raw])
-    print("reworded gathered", len(sets["reworded"]), flush=True)
-    del squad_index
-    seed_index = qa.Index.build([TRAIN_FILES["seed/article.txt"]], progress=False)
+    sets["squad_masked"] = _cached(cache, "squad_masked", squad_files, lambda: _gather_set(
+        squad_index(), masked_q, [article(q.doc_id or "") for q in masked_q], masked=True))
+    rw_files = {k: p for k, p in TRAIN_FILES.items() if k.startswith("reworded/")}
+    rw_paths = [p for k, p in sorted(rw_files.items())]
+    rw_q = [q for f in rw_paths for q in load_questions(f)]
+    sets["reworded"] = _cached(cache, "reworded", {**rw_files, "squad/docs.jsonl": squad_docs}, lambda: _gather_set(
+        squad_index(), rw_q, [f"squad-{int(r['article']):02d}" for r in _records(rw_paths)]))
+    squad.clear()
+    seed_files = {k: TRAIN_FILES[k] for k in ("seed/article.txt", "seed/questions.jsonl", "seed/paraphrase.jsonl")}
     seed_q = load_questions(TRAIN_FILES["seed/questions.jsonl"]) + load_questions(TRAIN_FILES["seed/paraphrase.jsonl"])
-    sets["seed"] = _gather_set(seed_index, seed_q, ["seed"] * len(seed_q))
-    wiki_index = qa.Index.build([EVAL_FILES["wikiqa_dev/docs.jsonl"]], progress=False)
+    sets["seed"] = _cached(cache, "seed", seed_files, lambda: _gather_set(
+        qa.Index.build([TRAIN_FILES["seed/article.txt"]], progress=False), seed_q, ["seed"] * len(seed_q)))
     wiki_q = load_questions(EVAL_FILES["wikiqa_dev/questions_all.jsonl"])
-    sets["wikiqa"] = _gather_set(wiki_index, wiki_q, ["wikiqa"] * len(wiki_q))
-    print("seed and wikiqa gathered", flush=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(sets), encoding="utf-8")
-    tmp.replace(path)
+    sets["wikiqa"] = _cached(cache, "wikiqa", EVAL_FILES, lambda: _gather_set(
+        qa.Index.build([EVAL_FILES["wikiqa_dev/docs.jsonl"]], progress=False), wiki_q, ["wikiqa"] * len(wiki_q)))
     return sets
 
 
