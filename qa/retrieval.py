@@ -99,15 +99,23 @@ def open_index(index: str | Path | Index | None = None, *, settings: Settings | 
 
 
 def _open_location(index: str | os.PathLike[str], s: Settings) -> Index:
-    """The index at a Milvus location, reloaded when a newer generation has been committed there."""
+    """The index at a Milvus location, reloaded when a newer generation has been committed there.
+
+    Asked on every call at bounded staleness (a Strong read would wait ~0.4 s for the server's time ticks): a
+    generation another process committed in the last seconds may be seen a call or two late, never a half-written
+    one, and never an older one than already loaded (the generation before last stays readable).
+    """
     from .index import milvus
 
     loc = parse_location(index)
     key = (str(loc), s.model, s.effective_backend)
     with _open_lock:
-        stamp = str(milvus.current_generation(loc))  # one small read: which generation is committed
-        cached = _cached(key, stamp)
-        return cached if cached is not None else _remember(key, stamp, Index.load(loc, settings=s))
+        committed = milvus.current_generation(loc, bounded=True)  # one small read: which generation is committed
+        entry = _open.get(key)
+        if entry is not None and committed != 0 and int(entry[0]) >= committed:
+            return entry[1]
+        loaded = Index.load(loc, settings=s)  # at Strong: this generation or a newer one
+        return _remember(key, str(loaded.manifest.get("generation", committed)), loaded)
 
 
 def _default_index(s: Settings) -> Index:

@@ -204,6 +204,9 @@ def test_an_index_on_the_server_answers_from_a_replica_as_faiss_does(
     questions = [q["question"] for q in _lines("squad_questions.jsonl")]
     replica = qa.Index.load(location)  # a fresh load: everything read from the server
     assert replica.path is None and replica.documents == faiss.documents
+    # it reads the generation at the timestamp of its save, not at Strong (which waits for the time ticks)
+    for store in (replica.vector_store("dense"), replica.vector_store("dense_context")):
+        assert store.reads["consistency_level"] == "Customized" and store.reads["guarantee_timestamp"] > 0
     for a, b in zip(faiss.search_many(questions, k=10), replica.search_many(questions, k=10), strict=True):
         _same(a, b)
     one = docs[1].doc_id

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,7 +26,7 @@ import numpy as np
 from ..config import Settings
 from ..errors import IndexWriteError
 from .location import MilvusLocation
-from .milvus_client import READ_TIMEOUT, WRITE_TIMEOUT, client, close, require, server_version
+from .milvus_client import READ_TIMEOUT, WRITE_TIMEOUT, client, close, last_write, require, server_version
 from .milvus_client import _clients as _clients  # the names tests and qa.index.index use, re-exported
 from .milvus_client import _pymilvus as _pymilvus
 from .milvus_kinds import VectorIndex, fitted, refit
@@ -51,6 +52,8 @@ TEXT_PIECE = 16_000
 JSON_PIECE = 60_000
 #: Rows per insert call: Milvus Lite slows sharply past ~7 MiB a call (2,000 x 384 floats is ~3 MiB).
 _INSERT_BYTES = 3 * 2**20
+#: The blob id (within a generation) of the save's timestamp: past any count of blobs.
+_STAMP_ID = (1 << GEN_SHIFT) - 1
 
 
 def _pieces(text: str, size: int) -> list[str]:
@@ -115,6 +118,7 @@ def save(index: Index, loc: MilvusLocation, *, written: int | None = None) -> di
     names = _names(loc)
     n, dim = len(index), index.dimension
     sparse = milvus_lexical.use_sparse(loc, index.settings.milvus_lexical)  # before anything is written
+    started = time.time()
     try:
         if written is None:
             old, vector = prepare(loc, n=n, dim=dim, settings=index.settings, model=index.model)
@@ -126,6 +130,13 @@ def save(index: Index, loc: MilvusLocation, *, written: int | None = None) -> di
         lexical = milvus_lexical.save_channels(c, names, index._lexical, new, WRITE_TIMEOUT) if sparse else {}
         manifest = _manifest(index, loc, new, vector, sparse=sparse)
         _write_blobs(index, c, names["blobs"], new, manifest, lexical=lexical)
+        # The timestamp of the last row written (Ray workers' rows came earlier: Milvus' timestamps only grow),
+        # for readers to read the generation at, not at Strong (qa.index.milvus_client.reads_at). Not part of
+        # the manifest, which is written before it.
+        stamp = last_write([names[p] for p in parts], started)
+        if stamp:
+            c.insert(names["blobs"], [{"id": (new << GEN_SHIFT) | _STAMP_ID, "gen": new, "kind": "stamp", "owner": 0,
+                                       "part": 0, "data": str(stamp), "v": [0.0, 0.0]}], timeout=WRITE_TIMEOUT)
         for part in parts:
             c.flush(names[part], timeout=WRITE_TIMEOUT)
         c.upsert(names["meta"], [{"key": "current", "gen": new, "v": [0.0, 0.0]}], timeout=WRITE_TIMEOUT)

@@ -12,19 +12,27 @@ import contextlib
 import logging
 import re
 import threading
+import time
 import warnings
+from collections.abc import Iterable
 from typing import Any
 
 from ..errors import IndexUnavailableError, MissingDependencyError
 from .location import MilvusLocation, parse_location
 
-__all__ = ["MINIMUM_SERVER", "READ_TIMEOUT", "WRITE_TIMEOUT", "client", "close", "require", "server_version"]
+__all__ = ["MINIMUM_SERVER", "READ_TIMEOUT", "WRITE_TIMEOUT", "client", "close", "last_write", "reads_at", "require",
+           "server_version"]
 
 #: Seconds any one call may take (an int: pymilvus ignores a float timeout when it bounds its retries).
 READ_TIMEOUT = 60
 WRITE_TIMEOUT = 300
 #: Reads see every write made before them (a save flushes, then publishes).
 _STRONG = {"consistency_level": "Strong"}
+#: A committed generation's rows are read at the timestamp of its save (see :func:`reads_at`), and the question
+#: "which generation is committed?" asked per call (qa.retrieve) at bounded staleness: both wait for no time tick.
+_BOUNDED = {"consistency_level": "Bounded"}
+#: How far a save's timestamp may lie outside its own wall-clock span before it is not trusted (clock skew).
+_SKEW_MS = 60_000
 #: The oldest server qa's calls work on: query iterators (every load reads its rows through one) came in 2.3.
 MINIMUM_SERVER = (2, 3)
 _clients: dict[str, Any] = {}
@@ -145,3 +153,36 @@ def close(loc: MilvusLocation | str) -> None:
             return
         if str(loc.uri) in getattr(server_manager_instance, "_servers", {}):
             server_manager_instance.release_server(loc.uri)
+
+
+def reads_at(stamp: int) -> dict[str, Any]:
+    """Read options that see every row written before ``stamp`` (a Milvus hybrid timestamp) and wait for nothing
+    later; ``0`` (not known: an index saved by an older qa, or a server that reports no timestamps) reads at Strong.
+
+    A Strong read waits until the query nodes have passed the moment it was sent, about two of the proxy's time
+    ticks (200 ms each by default): ~0.4 s a call, several calls a question. A generation's rows never change
+    once it is committed, so reading at the timestamp of its save sees all of them at once.
+
+    Example:
+        >>> reads_at(0), reads_at(7)["consistency_level"]
+        ({'consistency_level': 'Strong'}, 'Customized')
+    """
+    if stamp <= 0:
+        return dict(_STRONG)
+    return {"consistency_level": "Customized", "guarantee_timestamp": int(stamp)}
+
+
+def last_write(names: Iterable[str], since: float) -> int:
+    """The Milvus timestamp of this process's last write to any of the collections ``names``, made since the wall
+    clock time ``since`` (seconds); 0 when there is none or it cannot be trusted.
+
+    pymilvus records it per collection name for the whole process, whatever the server: a name written on
+    another server with a clock ahead of this one would give a timestamp every reader waits for, so one outside
+    ``since`` .. now (with a minute's skew allowed) is not used.
+    """
+    from pymilvus.client import ts_utils
+
+    stamp = max((int(ts_utils.get_collection_ts(n) or 0) for n in names), default=0)
+    physical_ms = stamp >> 18  # a hybrid timestamp: milliseconds since the epoch, then 18 logical bits
+    now_ms = time.time() * 1000
+    return stamp if since * 1000 - _SKEW_MS <= physical_ms <= now_ms + _SKEW_MS else 0

@@ -19,7 +19,7 @@ from ..errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError
 from ..lexical import LexicalChannel, channels
 from .location import MilvusLocation
 from .manifest import manifest_mismatch
-from .milvus_client import _STRONG, READ_TIMEOUT, _pymilvus, client
+from .milvus_client import _STRONG, READ_TIMEOUT, _pymilvus, client, reads_at
 from .milvus_kinds import from_manifest
 from .milvus_schema import _names, current_generation
 from .storage import CONTEXT_VECTORS, VECTORS
@@ -115,12 +115,16 @@ def _load_generation(cls: type[Index], loc: MilvusLocation, s: Settings, gen: in
     sentences = [texts[d][a:b] for d, a, b in zip(doc_of.tolist(), table[:, 1].tolist(), table[:, 2].tolist(),
                                                    strict=True)]
     dim = int(manifest["model"]["dimension"])
+    # Written before the generation was published, its rows are all there at the save's timestamp (absent from an
+    # index saved by an older qa: Strong).
+    reads = reads_at(int(joined.get(("stamp", 0), "0") or 0))
     bm25: LexicalChannel
     bm25_context: LexicalChannel
     if s.milvus_lexical != "local" and manifest["channels"]["bm25"].get("lexical") == "milvus":
         try:
             bm25, bm25_context = milvus_lexical.open_channels(
-                c, names, gen, {i: joined[("lexical", i)] for i in range(len(SPARSE_PARTS))}, READ_TIMEOUT)
+                c, names, gen, {i: joined[("lexical", i)] for i in range(len(SPARSE_PARTS))}, READ_TIMEOUT,
+                reads=reads)
         except (KeyError, ValueError, pymilvus.MilvusException) as exc:
             raise IndexCorruptError(f"index at {loc} (generation {gen}) has unreadable BM25 channels ({exc!r}); "
                                     f"{hint}") from None
@@ -128,7 +132,8 @@ def _load_generation(cls: type[Index], loc: MilvusLocation, s: Settings, gen: in
         bm25, bm25_context = channels(sentences, doc_of, [r["title"] for r in records], WINDOW)
     # Named as FAISS names their files: saved to a folder, a Milvus store becomes that FAISS file.
     stores = {name: MilvusStore(c, names[name], gen=gen, dimension=dim, count=n, name=file, timeout=READ_TIMEOUT,
-                                index=from_manifest(manifest["channels"].get(name, {}).get("milvus_index"), s))
+                                index=from_manifest(manifest["channels"].get(name, {}).get("milvus_index"), s),
+                                reads=reads)
               for name, file in (("dense", VECTORS), ("dense_context", CONTEXT_VECTORS))}
     index = cls(manifest=manifest, dense=stores["dense"], dense_context=stores["dense_context"], bm25=bm25,
                 bm25_context=bm25_context, db=db, path=None, settings=s, rows=table[:, 1:4].copy(),

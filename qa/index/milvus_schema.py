@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from .location import MilvusLocation
-from .milvus_client import _STRONG, READ_TIMEOUT, WRITE_TIMEOUT, client
+from .milvus_client import _BOUNDED, _STRONG, READ_TIMEOUT, WRITE_TIMEOUT, client, last_write, reads_at
 from .milvus_kinds import VectorIndex
 from .stores.milvus_lexical import SPARSE_PARTS
 
@@ -79,11 +79,20 @@ def _vector_dimension(c: Any, name: str) -> int | None:
     return None
 
 
-def current_generation(loc: MilvusLocation) -> int:
-    """The committed generation at ``loc`` (0: nothing committed yet)."""
+def current_generation(loc: MilvusLocation, *, bounded: bool = False) -> int:
+    """The committed generation at ``loc`` (0: nothing committed yet).
+
+    ``bounded``: read at bounded staleness: a generation committed by another process in the last few seconds
+    (the server's ``common.gracefulTime``, 5 s by default) may not be seen yet, but the read waits for no time tick
+    (a Strong one waits ~0.4 s on a server's defaults). This process's own commits are always seen.
+    """
     c = client(loc)
     meta = _names(loc)["meta"]
     if not c.has_collection(meta, timeout=READ_TIMEOUT):
         return 0
-    found = c.get(meta, ids=["current"], output_fields=["gen"], timeout=READ_TIMEOUT, **_STRONG)
+    reads = _STRONG
+    if bounded:  # after this process published there, at least that publication
+        own = last_write([meta], 0.0)
+        reads = reads_at(own) if own else _BOUNDED
+    found = c.get(meta, ids=["current"], output_fields=["gen"], timeout=READ_TIMEOUT, **reads)
     return int(found[0]["gen"]) if found else 0

@@ -62,13 +62,14 @@ def row_ranges(rows: np.ndarray) -> str:
 class MilvusStore:
     """A :class:`~qa.index.stores.base.VectorStore` over ``collection``'s rows of generation ``gen``.
 
-    ``client`` is a ``pymilvus.MilvusClient``; ``count`` the rows the generation holds (read when it was opened).
+    ``client`` is a ``pymilvus.MilvusClient``; ``count`` the rows the generation holds (read when it was opened);
+    ``reads`` the consistency its reads ask for (default Strong; :func:`qa.index.milvus_client.reads_at`).
     ``add`` and ``remove`` change that generation in place: qa's own writes build a new generation instead
     (:func:`qa.index.milvus.save`), and use them not at all.
     """
 
     def __init__(self, client: Any, collection: str, *, gen: int, dimension: int, count: int, name: str,
-                 timeout: int = 60, index: VectorIndex | None = None) -> None:
+                 timeout: int = 60, index: VectorIndex | None = None, reads: dict[str, Any] | None = None) -> None:
         self.client = client
         self.index = index or VectorIndex()
         """The collection's Milvus index (as the manifest of generation ``gen`` records it) and search nprobe."""
@@ -78,7 +79,8 @@ class MilvusStore:
         self.name = name
         self._count = int(count)
         self._timeout = int(timeout)  # an int: pymilvus ignores a float timeout when it bounds its retries
-        self._strong = {"consistency_level": "Strong", "timeout": self._timeout}
+        # How its reads see the rows: at Strong, or at the timestamp of the save that wrote them (reads_at).
+        self.reads: dict[str, Any] = {**(reads or {"consistency_level": "Strong"}), "timeout": self._timeout}
 
     # ------------------------------------------------------------------ the protocol
 
@@ -122,7 +124,7 @@ class MilvusStore:
         found = self.client.search(self.collection, data=[q.tolist() for q in queries], anns_field="vec",
                                    filter=expr, limit=int(k),
                                    search_params={"metric_type": "IP", "params": self.index.search_params()},
-                                   **self._strong)
+                                   **self.reads)
         mask = np.int64((1 << GEN_SHIFT) - 1)
         return [Hits(np.array([h["id"] for h in hits], dtype=np.int64) & mask,
                      np.array([h["distance"] for h in hits], dtype=np.float32)) for hits in found]
@@ -135,7 +137,7 @@ class MilvusStore:
         for lo in range(0, len(unique), _GET_BATCH):
             part = unique[lo : lo + _GET_BATCH]
             for entry in self.client.get(self.collection, ids=key(self.gen, part).tolist(), output_fields=["vec"],
-                                         **self._strong):
+                                         **self.reads):
                 at = lo + int(np.searchsorted(part, int(entry["id"]) & ((1 << GEN_SHIFT) - 1)))
                 got[at] = np.asarray(entry["vec"], dtype=np.float32)
                 seen[at] = True
@@ -158,7 +160,7 @@ class MilvusStore:
         found = self.client.search(self.collection, data=[query.tolist()], anns_field="vec",
                                    filter=f"id in {ids}", limit=len(ids),
                                    search_params={"metric_type": "IP", "params": {"nprobe": _EVERY_LIST}},
-                                   **self._strong)[0]
+                                   **self.reads)[0]
         scores = np.full(len(unique), np.nan, dtype=np.float32)
         mask = (1 << GEN_SHIFT) - 1
         for hit in found:
@@ -197,5 +199,5 @@ class MilvusStore:
         for lo in range(0, len(rows), _GET_BATCH):
             part = rows[lo : lo + _GET_BATCH]
             found += [int(e["id"]) & ((1 << GEN_SHIFT) - 1) for e in self.client.get(
-                self.collection, ids=key(self.gen, part).tolist(), output_fields=["row"], **self._strong)]
+                self.collection, ids=key(self.gen, part).tolist(), output_fields=["row"], **self.reads)]
         return np.asarray(sorted(found), dtype=np.int64)

@@ -153,7 +153,7 @@ def save_channels(client: Any, names: Mapping[str, str], lexical: Mapping[str, L
 
 
 def open_channels(client: Any, names: Mapping[str, str], gen: int, records: Mapping[int, str],
-                  timeout: int) -> tuple[MilvusLexical, MilvusLexical]:
+                  timeout: int, reads: dict[str, Any] | None = None) -> tuple[MilvusLexical, MilvusLexical]:
     """The two BM25 channels of generation ``gen``, weighing questions by their ``records`` (blob owners as in
     :func:`save_channels`)."""
     opened = []
@@ -161,7 +161,7 @@ def open_channels(client: Any, names: Mapping[str, str], gen: int, records: Mapp
         count = client.query(names[part], filter=f"gen == {gen}", output_fields=["count(*)"], timeout=timeout,
                              consistency_level="Strong")[0]["count(*)"]
         opened.append(MilvusLexical(client, names[part], gen=gen, stats=read_stats(records[i]), count=int(count),
-                                    name=part, timeout=timeout))
+                                    name=part, timeout=timeout, reads=reads))
     return opened[0], opened[1]
 
 
@@ -175,19 +175,19 @@ class MilvusLexical:
     complete = False
 
     def __init__(self, client: Any, collection: str, *, gen: int, stats: TermStats, count: int, name: str,
-                 timeout: int = 60) -> None:
+                 timeout: int = 60, reads: dict[str, Any] | None = None) -> None:
         self.client = client
         self.collection = collection
         self.gen = int(gen)
         self.stats = stats
         self.size = int(count)
         self.name = name
-        self._strong = {"consistency_level": "Strong", "timeout": int(timeout)}
+        self.reads = {**(reads or {"consistency_level": "Strong"}), "timeout": int(timeout)}  # as MilvusStore
 
     def _search(self, vector: dict[int, float], limit: int, expr: str) -> tuple[np.ndarray, np.ndarray]:
         found = self.client.search(self.collection, data=[vector], anns_field="sp", filter=expr, limit=int(limit),
                                    search_params={"metric_type": "IP", "params": {"drop_ratio_search": 0.0}},
-                                   **self._strong)[0]
+                                   **self.reads)[0]
         rows = np.array([int(h["id"]) & _MASK for h in found], dtype=np.int64)
         return rows, np.array([h["distance"] for h in found], dtype=np.float32)
 
@@ -218,7 +218,7 @@ class MilvusLexical:
     def _check_present(self) -> None:
         """Raise unless the generation is still there (no row matched: perhaps none is left)."""
         first = key(self.gen, np.zeros(1, dtype=np.int64)).tolist()
-        if self.size and not self.client.get(self.collection, ids=first, output_fields=["row"], **self._strong):
+        if self.size and not self.client.get(self.collection, ids=first, output_fields=["row"], **self.reads):
             raise IndexUnavailableError(
                 f"generation {self.gen} of {self.collection} is gone from Milvus: the index has been saved there "
                 "twice since this copy was opened; open it again (qa.retrieve and qa.open_index reopen it by "
@@ -269,7 +269,7 @@ class MilvusLexical:
 
     def _iterate(self) -> Iterator[dict[str, Any]]:
         it = self.client.query_iterator(self.collection, batch_size=2_000, filter=f"gen == {self.gen}",
-                                        output_fields=["row", "sp"], **self._strong)
+                                        output_fields=["row", "sp"], **self.reads)
         try:
             while True:
                 batch = it.next()
