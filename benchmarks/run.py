@@ -843,6 +843,26 @@ def scaling_section() -> list[str]:
                 lines.append(f"| {entry['sentences']:,} | {name} ({e['store']}) | {e['save_s']} | {e['load_s']} | "
                              f"{e['rank_ms_p50']} | {e['rank_ms_p99']} | {entry['same_top1']:.0%} |")
         lines.append("")
+    lexical = _read_json("milvus_lexical_bytes.json")
+    if lexical:
+        lines += ["**BM25 as sparse vectors in Milvus Lite** — `benchmarks/milvus_scale.py --lexical local,milvus`: "
+                  "the Lite file's bytes with the BM25 channels rebuilt locally against stored as sparse vectors:", "",
+                  "| sentences | local: file MB (B/sentence) | milvus: file MB (B/sentence) | save s local / milvus |",
+                  "|---|---|---|---|"]
+        for entry in lexical["sizes"]:
+            lo, mi = entry["milvus_lexical"]["local"], entry["milvus_lexical"]["milvus"]
+            n = entry["sentences"]
+            lines.append(f"| {n:,} | {lo['db_bytes'] / 1e6:.1f} ({lo['db_bytes'] / n:,.0f}) | "
+                         f"{mi['db_bytes'] / 1e6:.1f} ({mi['db_bytes'] / n:,.0f}) | {lo['save_s']} / {mi['save_s']} |")
+        lines.append("")
+    reads = _read_json("milvus_reads.json")
+    if reads:
+        lines += [f"**Reads on a server without waiting for time ticks** — `benchmarks/milvus_reads.py`: a replica "
+                  f"process answering {reads['questions']} SQuAD questions with `qa.retrieve` from a Milvus server "
+                  f"({reads['uri']}, 2.3.5, default settings; {reads['sentences']:,} sentences): p50 "
+                  f"{reads['p50_ms']['strong']} ms with every read at Strong, {reads['p50_ms']['stamped']} ms at the "
+                  f"save's timestamp (median of {len(reads['strong'])} alternating rounds); same passages for "
+                  f"{reads['same_passages']:.0%} of questions.", ""]
     if ray:
         lines += [f"**Ray against a direct build** — {ray['what']}; {ray['corpus']['sentences']:,} sentences, "
                   f"{ray['runs_each']} runs each, interleaved: direct {ray['direct_build_s']['median']} s, Ray "
