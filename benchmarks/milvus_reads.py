@@ -7,7 +7,8 @@ never changes, qa reads its rows at the timestamp of the save that wrote them (s
 which generation is committed at bounded staleness: neither waits for a tick. This measures both on a running
 server (``--uri``; e.g. ``milvus-server`` of ``pip install milvus==2.3.5`` with its default settings):
 
-* the index of ``--docs`` SQuAD paragraphs is built into the server by this process;
+* the index of ``--docs`` SQuAD paragraphs is built into the server by this process, as the collections
+  ``reads_bench_*`` (a new generation of them if a previous run left them);
 * a second process, a replica given only the location, answers ``--questions`` SQuAD questions with
   ``qa.retrieve(..., index=LOC)`` twice: ``strong`` (every read at Strong, as qa did before) and ``stamped``
   (the default now); p50/p90 per question and whether the two give the same passages.

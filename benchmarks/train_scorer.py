@@ -132,12 +132,12 @@ def _gather_set(index: qa.Index, questions: Sequence[EvalQuestion], groups: Sequ
     return out
 
 
-def _key(files: dict[str, Path], **extra: Any) -> str:
+def _key(files: dict[str, Path]) -> str:
     """A cache key: the files' SHA-256 and the model settings the candidates depend on."""
     s = qa.get_settings()
     return hashlib.sha256(json.dumps({
         "files": {k: sha256(p) for k, p in files.items()}, "model": s.model, "backend": s.effective_backend,
-        "focus": s.focus_weight, "seed": SEED, "version": 3, **extra,
+        "focus": s.focus_weight, "seed": SEED, "version": 3,
     }, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -195,7 +195,7 @@ def gather_all(cache: Path) -> dict[str, list[dict[str, Any]]]:
     sets["squad_masked"] = _cached(cache, "squad_masked", squad_files, lambda: _gather_set(
         squad_index(), masked_q, [article(q.doc_id or "") for q in masked_q], masked=True))
     rw_files = {k: p for k, p in TRAIN_FILES.items() if k.startswith("reworded/")}
-    rw_paths = [p for k, p in sorted(rw_files.items())]
+    rw_paths = list(REWORDED)
     rw_q = [q for f in rw_paths for q in load_questions(f)]
     sets["reworded"] = _cached(cache, "reworded", {**rw_files, "squad/docs.jsonl": squad_docs}, lambda: _gather_set(
         squad_index(), rw_q, [f"squad-{int(r['article']):02d}" for r in _records(rw_paths)]))

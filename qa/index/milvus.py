@@ -135,8 +135,7 @@ def save(index: Index, loc: MilvusLocation, *, written: int | None = None) -> di
         # the manifest, which is written before it.
         stamp = last_write([names[p] for p in parts], started)
         if stamp:
-            c.insert(names["blobs"], [{"id": (new << GEN_SHIFT) | _STAMP_ID, "gen": new, "kind": "stamp", "owner": 0,
-                                       "part": 0, "data": str(stamp), "v": [0.0, 0.0]}], timeout=WRITE_TIMEOUT)
+            c.insert(names["blobs"], [_blob(new, _STAMP_ID, "stamp", 0, 0, str(stamp))], timeout=WRITE_TIMEOUT)
         for part in parts:
             c.flush(names[part], timeout=WRITE_TIMEOUT)
         c.upsert(names["meta"], [{"key": "current", "gen": new, "v": [0.0, 0.0]}], timeout=WRITE_TIMEOUT)
@@ -196,6 +195,12 @@ def _manifest(
     return manifest
 
 
+def _blob(gen: int, number: int, kind: str, owner: int, part: int, data: str) -> dict[str, Any]:
+    """One row of the blobs collection: piece ``part`` of ``owner``'s ``kind``, the ``number``-th of ``gen``."""
+    return {"id": (gen << GEN_SHIFT) | number, "gen": gen, "kind": kind, "owner": owner, "part": part, "data": data,
+            "v": [0.0, 0.0]}
+
+
 def _write_blobs(index: Index, c: Any, name: str, gen: int, manifest: dict[str, Any], *,
                 lexical: dict[int, str] | None = None) -> None:
     pending: list[dict[str, Any]] = []
@@ -204,8 +209,7 @@ def _write_blobs(index: Index, c: Any, name: str, gen: int, manifest: dict[str, 
     def put(kind: str, owner: int, pieces: list[str]) -> None:
         nonlocal pending, written
         for part, data in enumerate(pieces):
-            pending.append({"id": (gen << GEN_SHIFT) | (written + len(pending)), "gen": gen, "kind": kind,
-                            "owner": owner, "part": part, "data": data, "v": [0.0, 0.0]})
+            pending.append(_blob(gen, written + len(pending), kind, owner, part, data))
         if len(pending) >= 32:  # at most ~2 MiB a call
             c.insert(name, pending, timeout=WRITE_TIMEOUT)
             written += len(pending)

@@ -32,7 +32,7 @@ _STRONG = {"consistency_level": "Strong"}
 #: "which generation is committed?" asked per call (qa.retrieve) at bounded staleness: both wait for no time tick.
 _BOUNDED = {"consistency_level": "Bounded"}
 #: How far a save's timestamp may lie outside its own wall-clock span before it is not trusted (clock skew).
-_SKEW_MS = 60_000
+_SKEW_S = 60.0
 #: The oldest server qa's calls work on: query iterators (every load reads its rows through one) came in 2.3.
 MINIMUM_SERVER = (2, 3)
 _clients: dict[str, Any] = {}
@@ -181,8 +181,7 @@ def last_write(names: Iterable[str], since: float) -> int:
     ``since`` .. now (with a minute's skew allowed) is not used.
     """
     from pymilvus.client import ts_utils
+    from pymilvus.client.utils import hybridts_to_unixtime
 
     stamp = max((int(ts_utils.get_collection_ts(n) or 0) for n in names), default=0)
-    physical_ms = stamp >> 18  # a hybrid timestamp: milliseconds since the epoch, then 18 logical bits
-    now_ms = time.time() * 1000
-    return stamp if since * 1000 - _SKEW_MS <= physical_ms <= now_ms + _SKEW_MS else 0
+    return stamp if since - _SKEW_S <= hybridts_to_unixtime(stamp) <= time.time() + _SKEW_S else 0

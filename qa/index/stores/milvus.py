@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..milvus_client import _STRONG
 from ..milvus_kinds import VectorIndex
 from .base import Hits
 
@@ -80,7 +81,7 @@ class MilvusStore:
         self._count = int(count)
         self._timeout = int(timeout)  # an int: pymilvus ignores a float timeout when it bounds its retries
         # How its reads see the rows: at Strong, or at the timestamp of the save that wrote them (reads_at).
-        self.reads: dict[str, Any] = {**(reads or {"consistency_level": "Strong"}), "timeout": self._timeout}
+        self.reads: dict[str, Any] = {**(reads or _STRONG), "timeout": self._timeout}
 
     # ------------------------------------------------------------------ the protocol
 

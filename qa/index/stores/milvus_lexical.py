@@ -27,6 +27,7 @@ import numpy as np
 
 from ...errors import IndexCorruptError, IndexUnavailableError
 from ...lexical import K1, B, Lexical, LexicalChannel, TermStats, best
+from ..milvus_client import _STRONG
 from .milvus import GEN_SHIFT, MAX_TOPK, key, row_ranges
 
 if TYPE_CHECKING:
@@ -182,7 +183,7 @@ class MilvusLexical:
         self.stats = stats
         self.size = int(count)
         self.name = name
-        self.reads = {**(reads or {"consistency_level": "Strong"}), "timeout": int(timeout)}  # as MilvusStore
+        self.reads = {**(reads or _STRONG), "timeout": int(timeout)}  # as MilvusStore
 
     def _search(self, vector: dict[int, float], limit: int, expr: str) -> tuple[np.ndarray, np.ndarray]:
         found = self.client.search(self.collection, data=[vector], anns_field="sp", filter=expr, limit=int(limit),
